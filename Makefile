@@ -1,0 +1,40 @@
+# Every target sets itself up from nothing in .venv.
+# On a machine without the local CPU wheel, point pip at a CPU build of torch, e.g.
+#   make demo TORCH_PIP_ARGS="--index-url <a CPU-only torch index>"
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.dyngraph-installed
+
+.PHONY: setup demo test test-fast bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# CPU torch first and explicitly: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/dyngraph demo
+
+test: $(STAMP)
+	$(PY) -m ruff check dyngraph tests examples benchmarks
+	$(PY) -m pytest -q -n 2 --durations=15
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -x -m "not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/ops.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check dyngraph tests examples benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
