@@ -1,0 +1,1 @@
+"""Neural network layers: evolving GCNs, memory-based dynamic GNNs, implicit layers."""

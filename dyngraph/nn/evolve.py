@@ -1,0 +1,438 @@
+r"""EvolveGCN (Pareja et al., AAAI 2020): GCNs whose weight matrix evolves across snapshots.
+
+A recurrent cell turns the GCN weight :math:`W_{t-1}^{(l)} \in \mathbb{R}^{F_{in}\times F_{out}}`
+into :math:`W_t^{(l)}`; the snapshot is then convolved with the new weight,
+
+.. math::
+    H_t^{(l+1)} = \sigma\big(\hat A_t H_t^{(l)} W_t^{(l)}\big),\qquad
+    \hat A_t = D_t^{-1/2}(A_t + I)D_t^{-1/2}.
+
+* **EvolveGCN-O** — the weight is both input and state of the cell:
+  :math:`W_t = \mathrm{GRU}(W_{t-1}, W_{t-1})` (as in the authors' code) or
+  :math:`W_t = \mathrm{LSTM}(W_{t-1})` (as written in the paper).
+* **EvolveGCN-H** — the cell input summarises the node embeddings:
+  :math:`W_t = \mathrm{GRU}(\mathrm{summarize}(H_t, F_{out})^\top, W_{t-1})`.
+
+The matrix GRU applies one vector GRU to every column with shared gate matrices
+(:math:`W_\ast, U_\ast \in \mathbb{R}^{F_{in}\times F_{in}}`, :math:`B_\ast \in
+\mathbb{R}^{F_{in}\times F_{out}}`), so weights need not be square. Nothing here depends on
+the number of nodes, so node sets may change freely between snapshots. No state is kept
+inside the modules: every ``forward`` takes the previous state and returns the new one, and
+``forward_sequence`` threads it through a whole sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from dyngraph.errors import ConfigError, ShapeError
+from dyngraph.nn.gcn_norm import GCNAdjacency, as_adjacency
+
+__all__ = [
+    "MatGRUCell",
+    "MatLSTMCell",
+    "summarize",
+    "EvolveGCNO",
+    "EvolveGCNH",
+    "EvolveGCN",
+    "detach_state",
+]
+
+Graph = Tensor | GCNAdjacency
+
+
+def _uniform_(t: Tensor, fan: int) -> None:
+    bound = 1.0 / math.sqrt(max(fan, 1))
+    nn.init.uniform_(t, -bound, bound)
+
+
+class MatGRUCell(nn.Module):
+    r"""GRU over matrices, one shared vector GRU per column (EvolveGCN eq. 4–7).
+
+    .. math::
+        Z &= \mathrm{sigmoid}(W_Z X + U_Z H + B_Z) \\
+        R &= \mathrm{sigmoid}(W_R X + U_R H + B_R) \\
+        \tilde H &= \tanh(W_H X + U_H (R \circ H) + B_H) \\
+        H' &= (1 - Z) \circ H + Z \circ \tilde H
+
+    Args:
+        rows: number of rows of the evolved matrix (the GCN's input channels).
+        cols: number of columns (the GCN's output channels).
+
+    Shapes: ``x`` [rows, cols], ``h`` [rows, cols] → [rows, cols].
+    """
+
+    def __init__(self, rows: int, cols: int) -> None:
+        super().__init__()
+        self.rows, self.cols = rows, cols
+        # gates stacked in the order update (Z), reset (R), candidate (H~)
+        self.weight_x = nn.Parameter(torch.empty(3, rows, rows))
+        self.weight_h = nn.Parameter(torch.empty(3, rows, rows))
+        self.bias = nn.Parameter(torch.empty(3, rows, cols))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _uniform_(self.weight_x, self.rows)
+        _uniform_(self.weight_h, self.rows)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        if x.shape != (self.rows, self.cols) or h.shape != (self.rows, self.cols):
+            raise ShapeError(
+                f"MatGRUCell({self.rows}, {self.cols}) needs x and h of shape "
+                f"[{self.rows}, {self.cols}], got {tuple(x.shape)} and {tuple(h.shape)}"
+            )
+        wx = torch.matmul(self.weight_x, x)  # [3, rows, cols]
+        uh = torch.matmul(self.weight_h[:2], h)
+        z = torch.sigmoid(wx[0] + uh[0] + self.bias[0])
+        r = torch.sigmoid(wx[1] + uh[1] + self.bias[1])
+        h_tilde = torch.tanh(wx[2] + self.weight_h[2] @ (r * h) + self.bias[2])
+        return (1 - z) * h + z * h_tilde
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.rows}, {self.cols})"
+
+
+class MatLSTMCell(nn.Module):
+    r"""LSTM over matrices, one shared vector LSTM per column.
+
+    .. math::
+        I, F, O &= \mathrm{sigmoid}(W_\ast X + U_\ast H + B_\ast) \\
+        G &= \tanh(W_G X + U_G H + B_G) \\
+        C' &= F \circ C + I \circ G,\qquad H' = O \circ \tanh(C')
+
+    Shapes: ``x``, ``h``, ``c`` [rows, cols] → ``(h', c')``.
+    """
+
+    def __init__(self, rows: int, cols: int) -> None:
+        super().__init__()
+        self.rows, self.cols = rows, cols
+        # gates stacked in the order input, forget, output, candidate
+        self.weight_x = nn.Parameter(torch.empty(4, rows, rows))
+        self.weight_h = nn.Parameter(torch.empty(4, rows, rows))
+        self.bias = nn.Parameter(torch.empty(4, rows, cols))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _uniform_(self.weight_x, self.rows)
+        _uniform_(self.weight_h, self.rows)
+        nn.init.zeros_(self.bias)
+        with torch.no_grad():
+            self.bias[1].fill_(1.0)  # forget gate open at start: W_t starts close to W_{t-1}
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        h, c = state
+        for name, t in (("x", x), ("h", h), ("c", c)):
+            if t.shape != (self.rows, self.cols):
+                raise ShapeError(
+                    f"MatLSTMCell({self.rows}, {self.cols}) needs {name} of shape "
+                    f"[{self.rows}, {self.cols}], got {tuple(t.shape)}"
+                )
+        g = torch.matmul(self.weight_x, x) + torch.matmul(self.weight_h, h) + self.bias
+        i, f, o = torch.sigmoid(g[0]), torch.sigmoid(g[1]), torch.sigmoid(g[2])
+        c_new = f * c + i * torch.tanh(g[3])
+        return o * torch.tanh(c_new), c_new
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.rows}, {self.cols})"
+
+
+def summarize(x: Tensor, p: Tensor, k: int, node_mask: Tensor | None = None) -> Tensor:
+    r"""EvolveGCN-H's ``summarize``: the ``k`` best-scoring node rows, scaled by tanh of score.
+
+    .. math::
+        y_t = X_t p / \lVert p \rVert,\quad i_t = \mathrm{top}_k(y_t),\quad
+        Z_t = [X_t \circ \tanh(y_t)]_{i_t}
+
+    Only nodes with ``node_mask`` True compete (all nodes when ``None``). When fewer than ``k``
+    nodes are available the last selected row is repeated (as in the authors' code); with no
+    node at all the summary is zero.
+
+    Shapes: ``x`` [N, F], ``p`` [F] → ``Z`` [k, F] (rows ordered by decreasing score).
+    """
+    if x.dim() != 2 or p.shape != (x.size(1),):
+        raise ShapeError(
+            f"summarize needs x [N, F] and p [F]; got {tuple(x.shape)} and {tuple(p.shape)}"
+        )
+    scores = (x @ p) / p.norm()
+    if node_mask is not None:
+        if node_mask.shape != (x.size(0),):
+            raise ShapeError(
+                f"node_mask must have shape [{x.size(0)}], got {tuple(node_mask.shape)}"
+            )
+        candidates = node_mask.nonzero().view(-1)
+    else:
+        candidates = torch.arange(x.size(0), device=x.device)
+    if candidates.numel() == 0:
+        return x.new_zeros(k, x.size(1))
+    top = scores[candidates].topk(min(k, candidates.numel())).indices
+    idx = candidates[top]
+    if idx.numel() < k:
+        idx = torch.cat([idx, idx[-1:].expand(k - idx.numel())])
+    return x[idx] * torch.tanh(scores[idx]).unsqueeze(-1)
+
+
+class _EvolveGCNBase(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, add_self_loops: bool) -> None:
+        super().__init__()
+        if in_channels <= 0 or out_channels <= 0:
+            raise ConfigError(
+                f"channels must be positive, got in={in_channels}, out={out_channels}"
+            )
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.add_self_loops = add_self_loops
+        # W_0: the weight before the first snapshot, learnt like any GCN weight
+        self.initial_weight = nn.Parameter(torch.empty(in_channels, out_channels))
+
+    def _check_x(self, x: Tensor) -> None:
+        if x.dim() != 2 or x.size(1) != self.in_channels:
+            raise ShapeError(
+                f"{self.__class__.__name__} expects x of shape [N, {self.in_channels}], "
+                f"got {tuple(x.shape)}"
+            )
+
+    def _adjacency(self, x: Tensor, graph: Graph, edge_weight: Tensor | None) -> GCNAdjacency:
+        if isinstance(graph, GCNAdjacency):
+            return as_adjacency(graph, edge_weight, x.size(0))
+        return GCNAdjacency.from_edge_index(
+            graph, edge_weight, x.size(0), self.add_self_loops, dtype=x.dtype
+        )
+
+    def forward_sequence(
+        self,
+        xs: Sequence[Tensor],
+        graphs: Sequence[Graph],
+        state=None,
+        edge_weights: Sequence[Tensor | None] | None = None,
+        node_masks: Sequence[Tensor | None] | None = None,
+    ) -> tuple[list[Tensor], object]:
+        """Run over a sequence of snapshots; returns the per-snapshot outputs and final state."""
+        if len(xs) != len(graphs):
+            raise ShapeError(f"got {len(xs)} feature matrices for {len(graphs)} graphs")
+        outs = []
+        for t, (x, g) in enumerate(zip(xs, graphs)):
+            ew = edge_weights[t] if edge_weights is not None else None
+            kwargs = {}
+            if node_masks is not None:
+                kwargs["node_mask"] = node_masks[t]
+            out, state = self(x, g, ew, state=state, **kwargs)
+            outs.append(out)
+        return outs, state
+
+
+class EvolveGCNO(_EvolveGCNBase):
+    r"""EvolveGCN-O layer: the GCN weight is evolved by a recurrent cell fed with itself.
+
+    .. math::
+        W_t = \mathrm{GRU}(W_{t-1}, W_{t-1}) \ \text{(cell="gru", official code)}\quad
+        \text{or}\quad (W_t, C_t) = \mathrm{LSTM}(W_{t-1}, (W_{t-1}, C_{t-1}))
+        \ \text{(cell="lstm", paper)};\qquad
+        H_t' = \hat A_t H_t W_t
+
+    Args:
+        in_channels: node feature size :math:`F_{in}`.
+        out_channels: output size :math:`F_{out}` (need not equal ``in_channels``).
+        cell: ``"gru"`` or ``"lstm"``.
+        add_self_loops: add :math:`I` before normalising (GCN renormalisation trick).
+
+    ``forward(x [N, F_in], edge_index [2, E] | GCNAdjacency, edge_weight [E] | None,
+    state=None) -> (out [N, F_out], state)``; ``state`` is :math:`W_t` (GRU) or
+    ``(W_t, C_t)`` (LSTM) and ``None`` means "start from the learnt :math:`W_0`". Pass the
+    returned state to the next snapshot's call; detach it yourself for truncated BPTT.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, cell: str = "gru", add_self_loops: bool = True
+    ) -> None:
+        super().__init__(in_channels, out_channels, add_self_loops)
+        if cell not in ("gru", "lstm"):
+            raise ConfigError(f"cell must be 'gru' or 'lstm', got {cell!r}")
+        self.cell_type = cell
+        self.cell = (MatGRUCell if cell == "gru" else MatLSTMCell)(in_channels, out_channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _uniform_(self.initial_weight, self.out_channels)
+        self.cell.reset_parameters()
+
+    def initial_state(self):
+        if self.cell_type == "gru":
+            return self.initial_weight
+        return self.initial_weight, torch.zeros_like(self.initial_weight)
+
+    def evolve(self, state=None):
+        """One weight-evolution step; returns ``(W_t, new_state)``."""
+        if state is None:
+            state = self.initial_state()
+        if self.cell_type == "gru":
+            w = self.cell(state, state)
+            return w, w
+        h, c = self.cell(state[0], state)
+        return h, (h, c)
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Graph,
+        edge_weight: Tensor | None = None,
+        state=None,
+        node_mask: Tensor | None = None,
+    ) -> tuple[Tensor, object]:
+        self._check_x(x)
+        adj = self._adjacency(x, edge_index, edge_weight)
+        w, state = self.evolve(state)
+        return adj.propagate(x @ w), state
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
+            f"cell={self.cell_type})"
+        )
+
+
+class EvolveGCNH(_EvolveGCNBase):
+    r"""EvolveGCN-H layer: a matrix GRU whose input summarises the current node embeddings.
+
+    .. math::
+        Z_t = \mathrm{summarize}(H_t, F_{out})^\top \in \mathbb{R}^{F_{in}\times F_{out}},\quad
+        W_t = \mathrm{GRU}(Z_t, W_{t-1}),\quad H_t' = \hat A_t H_t W_t
+
+    ``summarize`` scores nodes with a learnt vector :math:`p` and keeps the top
+    :math:`F_{out}` rows scaled by :math:`\tanh` of their scores; ``node_mask`` restricts the
+    choice to the nodes present in the snapshot, so the node count may change every step.
+
+    Args:
+        in_channels, out_channels, add_self_loops: as in :class:`EvolveGCNO`.
+
+    ``forward(x [N, F_in], edge_index | GCNAdjacency, edge_weight=None, state=None,
+    node_mask [N] bool | None) -> (out [N, F_out], W_t)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, add_self_loops: bool = True) -> None:
+        super().__init__(in_channels, out_channels, add_self_loops)
+        self.cell = MatGRUCell(in_channels, out_channels)
+        self.scorer = nn.Parameter(torch.empty(in_channels))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _uniform_(self.initial_weight, self.out_channels)
+        _uniform_(self.scorer, self.in_channels)
+        self.cell.reset_parameters()
+
+    def initial_state(self) -> Tensor:
+        return self.initial_weight
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Graph,
+        edge_weight: Tensor | None = None,
+        state: Tensor | None = None,
+        node_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        self._check_x(x)
+        adj = self._adjacency(x, edge_index, edge_weight)
+        prev = self.initial_state() if state is None else state
+        z = summarize(x, self.scorer, self.out_channels, node_mask).t()
+        w = self.cell(z, prev)
+        return adj.propagate(x @ w), w
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"
+
+
+class EvolveGCN(nn.Module):
+    r"""A stack of EvolveGCN layers with an activation after each: the paper's 2-layer model.
+
+    Args:
+        in_channels: input node feature size.
+        hidden_channels: size of every layer's output (``out_channels`` overrides the last).
+        num_layers: number of evolving GCN layers.
+        variant: ``"o"`` (:class:`EvolveGCNO`) or ``"h"`` (:class:`EvolveGCNH`).
+        cell: ``"gru"`` or ``"lstm"`` (EvolveGCN-O only).
+        act: activation module; default ``RReLU`` as in the authors' code.
+        out_channels: size of the last layer (default ``hidden_channels``).
+
+    ``forward(x, edge_index | GCNAdjacency, edge_weight=None, state=None, node_mask=None)
+    -> (out [N, out], state)`` with ``state`` a list holding one layer state per layer.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        num_layers: int = 2,
+        variant: str = "o",
+        cell: str = "gru",
+        act: nn.Module | None = None,
+        out_channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ConfigError(f"num_layers must be >= 1, got {num_layers}")
+        variant = variant.lower()
+        if variant not in ("o", "h"):
+            raise ConfigError(f"variant must be 'o' or 'h', got {variant!r}")
+        if variant == "h" and cell != "gru":
+            raise ConfigError("EvolveGCN-H uses a GRU; cell='lstm' is only for variant 'o'")
+        self.variant, self.cell_type = variant, cell
+        out_channels = hidden_channels if out_channels is None else out_channels
+        dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
+        layers = []
+        for i in range(num_layers):
+            if variant == "o":
+                layers.append(EvolveGCNO(dims[i], dims[i + 1], cell=cell))
+            else:
+                layers.append(EvolveGCNH(dims[i], dims[i + 1]))
+        self.layers = nn.ModuleList(layers)
+        self.act = nn.RReLU() if act is None else act
+        self.in_channels, self.out_channels = in_channels, out_channels
+
+    def reset_parameters(self) -> None:
+        for layer in self.layers:
+            layer.reset_parameters()
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Graph,
+        edge_weight: Tensor | None = None,
+        state: list | None = None,
+        node_mask: Tensor | None = None,
+    ) -> tuple[Tensor, list]:
+        if isinstance(edge_index, GCNAdjacency):
+            adj = edge_index
+        else:
+            adj = GCNAdjacency.from_edge_index(edge_index, edge_weight, x.size(0), dtype=x.dtype)
+        if state is None:
+            state = [None] * len(self.layers)
+        if len(state) != len(self.layers):
+            raise ShapeError(f"state has {len(state)} entries for {len(self.layers)} layers")
+        new_state = []
+        for layer, s in zip(self.layers, state):
+            x, s = layer(x, adj, state=s, node_mask=node_mask)
+            x = self.act(x)
+            new_state.append(s)
+        return x, new_state
+
+    forward_sequence = _EvolveGCNBase.forward_sequence
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
+            f"num_layers={len(self.layers)}, variant={self.variant}, cell={self.cell_type})"
+        )
+
+
+def detach_state(state):
+    """Cut the graph behind a (possibly nested) state: the step of truncated BPTT."""
+    if state is None:
+        return None
+    if isinstance(state, Tensor):
+        return state.detach()
+    return type(state)(detach_state(s) for s in state)

@@ -1,0 +1,132 @@
+"""Symmetric GCN normalisation, computed once per snapshot and reused.
+
+``GCNAdjacency`` holds :math:`\\hat A = D^{-1/2}(A + I)D^{-1/2}` for one graph as a CSR sparse
+tensor, so a sequence model that visits the same snapshot many times (every epoch, every
+sliding window) pays for the normalisation once. Propagation goes through
+``dyngraph.ops.gather_aggregate`` when that module is available and otherwise through
+``torch.sparse.mm`` on the CSR tensor; both give ``out[i] = sum_j Ahat[i, j] x[j]``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dyngraph.errors import DataError, ShapeError
+
+__all__ = ["GCNAdjacency", "gcn_norm", "as_adjacency"]
+
+
+def gcn_norm(
+    edge_index: Tensor,
+    edge_weight: Tensor | None,
+    num_nodes: int,
+    add_self_loops: bool = True,
+    dtype: torch.dtype | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Return ``(edge_index, weight)`` of :math:`D^{-1/2}(A + I)D^{-1/2}` (flow source→target).
+
+    ``edge_index`` [2, E] holds ``(source, target)``; duplicate edges add up. The degree is the
+    weighted in-degree of each target (with the self loop), as in ``torch_geometric``'s
+    ``gcn_norm``; on undirected graphs this equals the out-degree the EvolveGCN code uses.
+    Isolated nodes keep their self loop with weight 1.
+    """
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ShapeError(
+            f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}; "
+            "pass a LongTensor of (source, target) rows"
+        )
+    edge_index = edge_index.long()
+    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
+        raise DataError(
+            f"edge_index has ids outside [0, {num_nodes}); pass num_nodes >= max id + 1"
+        )
+    device = edge_index.device
+    dtype = dtype or (
+        edge_weight.dtype
+        if edge_weight is not None and edge_weight.is_floating_point()
+        else torch.get_default_dtype()
+    )
+    if edge_weight is None:
+        edge_weight = torch.ones(edge_index.size(1), device=device, dtype=dtype)
+    else:
+        if edge_weight.shape != (edge_index.size(1),):
+            raise ShapeError(
+                f"edge_weight must have shape [{edge_index.size(1)}], "
+                f"got {tuple(edge_weight.shape)}"
+            )
+        if not torch.isfinite(edge_weight).all():
+            raise DataError("edge_weight contains NaN/Inf; clean the weights before normalising")
+        edge_weight = edge_weight.to(dtype)
+    if add_self_loops:
+        loop = torch.arange(num_nodes, device=device)
+        edge_index = torch.cat([edge_index, torch.stack([loop, loop])], dim=1)
+        edge_weight = torch.cat([edge_weight, edge_weight.new_ones(num_nodes)])
+    deg = edge_weight.new_zeros(num_nodes).index_add_(0, edge_index[1], edge_weight)
+    inv_sqrt = deg.pow(-0.5)
+    inv_sqrt = torch.where(torch.isfinite(inv_sqrt), inv_sqrt, torch.zeros_like(inv_sqrt))
+    weight = inv_sqrt[edge_index[0]] * edge_weight * inv_sqrt[edge_index[1]]
+    return edge_index, weight
+
+
+@dataclass
+class GCNAdjacency:
+    """The normalised adjacency of one snapshot, ready for repeated propagation.
+
+    Build with :meth:`from_edge_index`; ``matrix`` is a CSR tensor ``[N, N]`` whose row ``i``
+    holds the weights of the edges *into* ``i``.
+    """
+
+    matrix: Tensor
+    num_nodes: int
+
+    @classmethod
+    def from_edge_index(
+        cls,
+        edge_index: Tensor,
+        edge_weight: Tensor | None = None,
+        num_nodes: int | None = None,
+        add_self_loops: bool = True,
+        dtype: torch.dtype | None = None,
+    ) -> GCNAdjacency:
+        if num_nodes is None:
+            num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0
+        ei, w = gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops, dtype)
+        coo = torch.sparse_coo_tensor(
+            ei.flip(0), w, (num_nodes, num_nodes), check_invariants=False
+        ).coalesce()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            csr = coo.to_sparse_csr()
+        return cls(matrix=csr, num_nodes=num_nodes)
+
+    def propagate(self, x: Tensor) -> Tensor:
+        """``Ahat @ x`` for ``x`` [N, F]; differentiable w.r.t. ``x``."""
+        if x.size(0) != self.num_nodes:
+            raise ShapeError(
+                f"x has {x.size(0)} rows but the snapshot has {self.num_nodes} nodes; "
+                "give one feature row per node id of the snapshot"
+            )
+        if self.matrix.dtype != x.dtype:
+            self.matrix = self.matrix.to(x.dtype)
+        return torch.sparse.mm(self.matrix, x)
+
+    def to(self, device: torch.device | str) -> GCNAdjacency:
+        return GCNAdjacency(self.matrix.to(device), self.num_nodes)
+
+
+def as_adjacency(
+    graph: Tensor | GCNAdjacency,
+    edge_weight: Tensor | None,
+    num_nodes: int,
+    dtype: torch.dtype | None = None,
+) -> GCNAdjacency:
+    """Accept either a raw ``edge_index`` or an already normalised :class:`GCNAdjacency`."""
+    if isinstance(graph, GCNAdjacency):
+        if graph.num_nodes != num_nodes:
+            raise ShapeError(f"adjacency is for {graph.num_nodes} nodes but x has {num_nodes} rows")
+        return graph
+    return GCNAdjacency.from_edge_index(graph, edge_weight, num_nodes, dtype=dtype)

@@ -1,0 +1,365 @@
+"""The composable memory model (TGN framework, Rossi et al. 2020, Algorithm 1).
+
+Per temporal batch of events ``(src, dst, t)`` the model
+
+1. collects the nodes it needs (endpoints, negatives and, if the embedding module asks for
+   them, their ``k`` most recent neighbours strictly before ``t``);
+2. applies each of these nodes' *pending* messages -- stored by previous batches -- to its
+   memory (:meth:`MemoryModel.update_memory`, the one swappable memory step; PRES inserts its
+   prediction-correction here). This runs once per batch, inside the autograd graph, so the
+   message function, aggregator, updater and time encoder receive gradients;
+3. embeds the nodes from the updated memory and scores positive and negative pairs;
+
+and only after the batch was scored, :meth:`MemoryModel.observe` persists the updated memory
+(detached) and stores the batch's own events as raw messages. An event therefore never
+influences its own prediction, nor that of any event of its batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from dyngraph.errors import ConfigError, DataError, ShapeError
+from dyngraph.nn.memory.embedding import LinkDecoder, NeighborContext, StructuralAttention
+from dyngraph.nn.memory.state import ROLE_DST, ROLE_NBR, ROLE_SRC, MemoryState, MessageStore
+from dyngraph.nn.memory.time_encoding import TimeEncoder
+
+__all__ = ["MemoryModel", "MemoryUpdate", "NeighborQuery"]
+
+
+class NeighborQuery(Protocol):
+    """What :class:`~dyngraph.data.TemporalNeighborIndex` provides."""
+
+    def query(self, nodes: Tensor, t: Tensor, k: int) -> Any:  # -> NeighborBlock
+        ...
+
+
+class MemoryUpdate(NamedTuple):
+    """Result of the memory step for nodes ``n_id`` ``[n]``: ``memory`` ``[n, D]`` (in the
+    autograd graph), ``last_update`` ``[n]`` float64, ``updated`` ``[n]`` bool (pending
+    messages were applied)."""
+
+    n_id: Tensor
+    memory: Tensor
+    last_update: Tensor
+    updated: Tensor
+
+
+class MemoryModel(nn.Module):
+    r"""Memory-based dynamic GNN assembled from swappable parts.
+
+    .. math::
+        m_i(t) = \mathrm{msg}(s_i(t^-), s_j(t^-), \phi(t - t_i^{last}), e_{ij}(t)),\quad
+        \bar m_i = \mathrm{agg}(\{m_i(t_1), \dots\}),\quad
+        s_i = \mathrm{mem}(\bar m_i, s_i),\quad z_i(t) = \mathrm{emb}(i, t)
+
+    Args:
+        num_nodes: number of nodes (the model grows when it meets larger ids).
+        memory_dim: memory size ``D``.
+        time_enc: the :class:`TimeEncoder` shared by messages and embedding.
+        message: message function (``IdentityMessage`` / ``MLPMessage``).
+        aggregator: ``LastAggregator`` / ``MeanAggregator`` / ``MailboxAttentionAggregator``.
+        updater: ``GRUUpdater`` / ``RNNUpdater`` / ``ResidualUpdater``.
+        embedding: ``IdentityEmbedding`` / ``TimeProjectionEmbedding`` /
+            ``GraphAttentionEmbedding``.
+        decoder: link decoder (defaults to :class:`LinkDecoder`).
+        feat_dim: event feature dimension ``F`` (0 for structure-only streams).
+        num_neighbors: ``k`` neighbours per node for the embedding / counterpart / mail delivery.
+        store_size: message slots per node (1 suffices for the last aggregator).
+        counterpart: DyRep's :class:`StructuralAttention`; when set, the counterpart's memory in
+            a message is replaced by its structural embedding over its neighbours.
+        deliver_to_neighbors: APAN: each event's mail also goes to the endpoints' neighbours.
+        event_order_mail: mail content is ``(s_src, s_dst)`` for every receiver (APAN) instead
+            of ``(s_self, s_other)``.
+        dedup_queries: embed each distinct node of a batch once, at its earliest time in the
+            batch, instead of once per (event, node) at the event's own time. Never leaks (the
+            embedding only sees events strictly before every event it scores) and halves the
+            embedding work, but a node's later events in the batch do not see the batch's
+            earlier events as neighbours.
+    """
+
+    def __init__(
+        self,
+        num_nodes: int,
+        memory_dim: int,
+        time_enc: TimeEncoder,
+        message: nn.Module,
+        aggregator: nn.Module,
+        updater: nn.Module,
+        embedding: nn.Module,
+        decoder: nn.Module | None = None,
+        *,
+        feat_dim: int = 0,
+        num_neighbors: int = 10,
+        store_size: int = 1,
+        counterpart: StructuralAttention | None = None,
+        deliver_to_neighbors: bool = False,
+        event_order_mail: bool = False,
+        dedup_queries: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_nodes < 0 or memory_dim < 1:
+            raise ConfigError(f"need num_nodes >= 0 and memory_dim >= 1, got {num_nodes}, "
+                              f"{memory_dim}")
+        self.memory_dim = memory_dim
+        self.feat_dim = feat_dim
+        self.num_neighbors = num_neighbors
+        self.deliver_to_neighbors = deliver_to_neighbors
+        self.event_order_mail = event_order_mail
+        self.dedup_queries = dedup_queries
+        self.time_enc = time_enc
+        self.message = message
+        self.aggregator = aggregator
+        self.updater = updater
+        self.embedding = embedding
+        self.counterpart = counterpart
+        self.decoder = decoder if decoder is not None else LinkDecoder(embedding.out_channels)
+        self.state = MemoryState(num_nodes, memory_dim)
+        self.store = MessageStore(num_nodes, store_size, feat_dim, memory_dim)
+        self.register_buffer("_assoc", torch.zeros(num_nodes, dtype=torch.long),
+                             persistent=False)
+        self._index: NeighborQuery | None = None
+        self._edge_feat: Tensor | None = None
+        self._ctx: MemoryUpdate | None = None
+
+    # ------------------------------------------------------------------ state handling
+    @property
+    def num_nodes(self) -> int:
+        return self.state.num_nodes
+
+    @property
+    def needs_neighbors(self) -> bool:
+        return bool(getattr(self.embedding, "needs_neighbors", False)
+                    or self.counterpart is not None or self.deliver_to_neighbors)
+
+    def reset_parameters(self) -> None:
+        for mod in (self.time_enc, self.message, self.aggregator, self.updater,
+                    self.embedding, self.decoder, self.counterpart):
+            if mod is not None and hasattr(mod, "reset_parameters"):
+                mod.reset_parameters()
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Zero memory, forget all stored messages (start of every epoch, as TGN)."""
+        self.state.reset()
+        self.store.reset()
+        self._ctx = None
+
+    def grow(self, num_nodes: int) -> None:
+        """Make room for node ids ``< num_nodes``; new nodes start with zero memory."""
+        if num_nodes <= self.num_nodes:
+            return
+        self.state.grow(num_nodes)
+        self.store.grow(num_nodes)
+        self._assoc = torch.zeros(num_nodes, dtype=torch.long, device=self._assoc.device)
+
+    def set_graph(self, index: NeighborQuery | None, edge_feat: Tensor | None = None) -> None:
+        """Attach the temporal neighbour index (``TemporalNeighborIndex`` of the stream being
+        processed) and its event features ``[E, F]`` (indexed by the neighbour blocks' ``eid``)."""
+        self._index = index
+        self._edge_feat = edge_feat
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False):
+        key = "state.memory"
+        if key in state_dict:
+            self.grow(int(state_dict[key].size(0)))
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    # ------------------------------------------------------------------ neighbours
+    def _query(self, nodes: Tensor, t: Tensor):
+        if self._index is None:
+            raise ConfigError(
+                f"{self.embedding.__class__.__name__}/{self.__class__.__name__} needs temporal "
+                "neighbours: call model.set_graph(TemporalNeighborIndex(stream), stream.msg) first"
+            )
+        return self._index.query(nodes, t, self.num_neighbors)
+
+    def _edge_features(self, eid: Tensor) -> Tensor:
+        if self.feat_dim == 0 or self._edge_feat is None:
+            return self.state.memory.new_zeros(*eid.shape, self.feat_dim)
+        return self._edge_feat[eid.clamp(min=0)].to(self.state.memory.dtype)
+
+    # ------------------------------------------------------------------ the memory step
+    def update_memory(self, n_id: Tensor) -> MemoryUpdate:
+        """Apply the pending messages of nodes ``n_id`` (unique) and return their memory.
+
+        Nothing is persisted here; :meth:`observe` (or :meth:`persist`) writes the result.
+        """
+        mem0 = self.state.memory[n_id]
+        lu0 = self.state.last_update[n_id]
+        has = self.store.num_pending[n_id] > 0
+        if n_id.numel() == 0 or not bool(has.any()):
+            return MemoryUpdate(n_id, mem0, lu0, has)
+        idx = has.nonzero().view(-1)
+        nodes = n_id[idx]
+        blk = self.store.read(nodes)
+        s_self = mem0[idx]
+        s_b = blk.mem_b
+        if self.counterpart is not None:
+            n, m = blk.other.shape
+            other = blk.other.reshape(-1)
+            nb = self._query(other, blk.t.reshape(-1))
+            nbr_mem = self.state.memory[torch.where(nb.mask, nb.nbr, other.unsqueeze(1))]
+            s_b = self.counterpart(self.state.memory[other], nbr_mem, nb.mask).view(n, m, -1)
+        dt = (blk.t - lu0[idx].unsqueeze(1)).to(s_self.dtype)
+        msg = self.message(blk.mem_a, s_b, self.time_enc(dt), blk.feat)
+        agg, role = self.aggregator(msg, blk, s_self)
+        new = self.updater(agg, s_self, role)
+        rows = torch.arange(nodes.numel(), device=nodes.device)
+        memory = mem0.index_put((idx,), new)
+        last_update = lu0.index_put((idx,), blk.t[rows, blk.newest])
+        return MemoryUpdate(n_id, memory, last_update, has)
+
+    def persist(self, upd: MemoryUpdate) -> None:
+        """Write an update's new memory (detached) and mark its messages as applied."""
+        idx = upd.updated.nonzero().view(-1)
+        if idx.numel() == 0:
+            return
+        nodes = upd.n_id[idx]
+        self.state.write(nodes, upd.memory[idx], upd.last_update[idx])
+        self.store.consume(nodes)
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        """Apply every pending message to memory now."""
+        nodes = (self.store.num_pending > 0).nonzero().view(-1)
+        self.persist(self.update_memory(nodes))
+
+    # ------------------------------------------------------------------ input checks
+    def _check(self, src: Tensor, dst: Tensor, t: Tensor,
+               neg: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        if src.dim() != 1 or dst.shape != src.shape or t.shape != src.shape:
+            raise ShapeError(f"src, dst, t must be 1-D of equal length, got {tuple(src.shape)}, "
+                             f"{tuple(dst.shape)}, {tuple(t.shape)}")
+        b = src.numel()
+        if neg is None:
+            neg = src.new_zeros(b, 0)
+        elif neg.dim() == 1:
+            neg = neg.view(b, -1) if b else neg.view(0, 0)
+        if neg.dim() != 2 or neg.size(0) != b:
+            raise ShapeError(f"neg_dst must be [B] or [B, K] with B={b}, got {tuple(neg.shape)}")
+        t = t.to(torch.float64)
+        if b == 0:
+            return src.long(), dst.long(), t, neg.long()
+        if not bool(torch.isfinite(t).all()):
+            raise DataError(f"event times must be finite; first bad row "
+                            f"{int((~torch.isfinite(t)).nonzero()[0])}")
+        ids = torch.cat([src, dst, neg.reshape(-1)])
+        lo = int(ids.min())
+        if lo < 0:
+            raise DataError(f"node ids must be >= 0, got {lo}")
+        self.grow(int(ids.max()) + 1)  # unseen nodes (inductive setting) start at zero memory
+        return src.long(), dst.long(), t, neg.long()
+
+    # ------------------------------------------------------------------ scoring
+    def embed(self, upd: MemoryUpdate, nodes: Tensor, t: Tensor, blk: Any | None) -> Tensor:
+        """Embeddings ``[q, C]`` of ``nodes`` at times ``t`` from the updated memory ``upd``
+        (which must cover ``nodes`` and the neighbours in ``blk``)."""
+        assoc = self._assoc
+        assoc[upd.n_id] = torch.arange(upd.n_id.numel(), device=upd.n_id.device)
+        loc = assoc[nodes]
+        mem_q = upd.memory[loc]
+        dt_q = t - upd.last_update[loc]
+        ctx = None
+        if blk is not None:
+            nb = torch.where(blk.mask, blk.nbr, nodes.unsqueeze(1))
+            ctx = NeighborContext(
+                node_mem=upd.memory,
+                index=assoc[nb],
+                feat=self._edge_features(blk.eid),
+                dt=(t.unsqueeze(1) - blk.t.to(torch.float64)).to(mem_q.dtype),
+                mask=blk.mask,
+            )
+        return self.embedding(mem_q, dt_q, ctx)
+
+    def forward(self, src: Tensor, dst: Tensor, t: Tensor,
+                neg_dst: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Score a temporal batch before it is observed.
+
+        Args:
+            src, dst: ``[B]`` node ids; t: ``[B]`` times (float64); neg_dst: ``[B]`` or
+                ``[B, K]`` negative destinations (scored against ``src`` at time ``t``).
+
+        Returns:
+            ``(pos [B], neg [B, K])`` logits. Call :meth:`observe` with the same batch next.
+        """
+        src, dst, t, neg = self._check(src, dst, t, neg_dst)
+        b, k = neg.shape
+        if b == 0:
+            self._ctx = None
+            empty = self.state.memory.new_zeros(0)
+            return empty, empty.view(0, k)
+        qn = torch.cat([src, dst, neg.t().reshape(-1)])
+        qt = t.repeat(2 + k)
+        inv = None
+        if self.dedup_queries:
+            # one embedding per distinct node, at its earliest time in the batch (so it only
+            # uses information from strictly before every event it is scored in)
+            qn, inv = torch.unique(qn, return_inverse=True)
+            first = torch.full(qn.shape, float("inf"), dtype=qt.dtype, device=qt.device)
+            qt = first.scatter_reduce(0, inv, qt, reduce="amin")
+        blk = self._query(qn, qt) if getattr(self.embedding, "needs_neighbors", False) else None
+        ids = qn if blk is None else torch.cat([qn, blk.nbr[blk.mask]])
+        upd = self.update_memory(torch.unique(ids))
+        z = self.embed(upd, qn, qt, blk)
+        if inv is not None:
+            z = z[inv]
+        z_src, z_dst, z_neg = z[:b], z[b:2 * b], z[2 * b:].view(k, b, -1)
+        pos = self.decoder(z_src, z_dst)
+        neg_out = self.decoder(z_src.unsqueeze(0), z_neg).t() if k else pos.new_zeros(b, 0)
+        self._ctx = upd
+        return pos, neg_out
+
+    # ------------------------------------------------------------------ observing
+    @torch.no_grad()
+    def observe(self, src: Tensor, dst: Tensor, t: Tensor, msg: Tensor | None = None) -> None:
+        """Reveal a batch of events *after* it was scored: persist the memory computed by the
+        last :meth:`forward` and store the events as raw messages for later batches."""
+        src, dst, t, _ = self._check(src, dst, t, None)
+        if self._ctx is not None:
+            self.persist(self._ctx)
+            self._ctx = None
+        b = src.numel()
+        if b == 0:
+            return
+        if msg is not None and (msg.dim() != 2 or msg.shape != (b, self.feat_dim)):
+            raise ShapeError(f"msg must be [{b}, {self.feat_dim}], got {tuple(msg.shape)}")
+        ends = torch.cat([src, dst])
+        if bool((self.store.num_pending[ends] > 0).any()):
+            # events observed without being scored first (e.g. a warm-up pass)
+            self.persist(self.update_memory(torch.unique(ends)))
+        mem = self.state.memory
+        s_src, s_dst = mem[src], mem[dst]
+        node = torch.stack([src, dst], 1).reshape(-1)
+        other = torch.stack([dst, src], 1).reshape(-1)
+        role = torch.tensor([ROLE_SRC, ROLE_DST], device=src.device).repeat(b)
+        tt = t.repeat_interleave(2)
+        feat = msg.repeat_interleave(2, 0) if msg is not None else None
+        if self.event_order_mail:
+            mem_a, mem_b = s_src.repeat_interleave(2, 0), s_dst.repeat_interleave(2, 0)
+        else:
+            mem_a = torch.stack([s_src, s_dst], 1).reshape(2 * b, -1)
+            mem_b = torch.stack([s_dst, s_src], 1).reshape(2 * b, -1)
+        if self.deliver_to_neighbors:
+            nb = self._query(ends, t.repeat(2))
+            ev = torch.arange(b, device=src.device).repeat(2).unsqueeze(1).expand_as(nb.nbr)
+            ev = ev[nb.mask]
+            recv = nb.nbr[nb.mask]
+            order = torch.argsort(torch.cat([torch.arange(b, device=src.device)
+                                             .repeat_interleave(2), ev]), stable=True)
+            node = torch.cat([node, recv])[order]
+            other = torch.cat([other, dst[ev]])[order]
+            role = torch.cat([role, torch.full_like(recv, ROLE_NBR)])[order]
+            tt = torch.cat([tt, t[ev]])[order]
+            if feat is not None:
+                feat = torch.cat([feat, msg[ev]])[order]
+            mem_a = torch.cat([mem_a, s_src[ev]])[order]
+            mem_b = torch.cat([mem_b, s_dst[ev]])[order]
+        self.store.push(node, other, tt, role, feat, mem_a, mem_b)
+
+    def extra_repr(self) -> str:
+        return (f"num_nodes={self.num_nodes}, memory_dim={self.memory_dim}, "
+                f"feat_dim={self.feat_dim}, num_neighbors={self.num_neighbors}")

@@ -1,0 +1,490 @@
+"""User-equilibrium traffic assignment: Frank–Wolfe, conjugate FW and bi-conjugate FW.
+
+All three minimise the Beckmann objective ``sum_a int_0^{v_a} t_a(s) ds`` over feasible link
+flows; they differ in the search direction:
+
+* FW (LeBlanc et al. 1975): towards the all-or-nothing flow ``y_k``.
+* CFW (Mitradjieva & Lindberg 2013): ``s_k = a s_{k-1} + (1-a) y_k`` with ``a`` making
+  ``s_k - x_k`` conjugate to the previous direction w.r.t. the Hessian ``diag(t'(x_k))``.
+* BFW (same paper): ``s_k = b0 y_k + b1 s_{k-1} + b2 s_{k-2}``, conjugate to the last two.
+
+Every step uses an exact line search (safeguarded Newton on the derivative of Beckmann
+along the direction, ``sum_a t_a(x + tau d) d_a = 0``). The stopping rule is the relative
+gap ``(sum v t - sum y t) / sum v t`` where ``y`` is the AON flow at the current times.
+
+The engine works on arrays with a leading scenario axis ``(S, E)``: a single solve is
+``S = 1``; batched solves share every numpy call across scenarios (see :mod:`.batch`).
+Scenarios leave the active set as soon as they meet the gap.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dyngraph.errors import ConfigError, ConvergenceError, ShapeError
+from dyngraph.traffic.costs import BPR
+from dyngraph.traffic.network import TrafficNetwork
+from dyngraph.traffic.paths import ODPairs, RoutingGraph, aon_load, check_reachable, zone_skim
+
+__all__ = ["ConvergenceReport", "UEResult", "BatchResult", "solve_ue", "solve_ue_batch",
+           "METHODS"]
+
+METHODS = ("fw", "cfw", "bfw")
+_CONJ_MAX = 0.99999  # a conjugate weight of 1 would repeat the last direction forever
+_FULL_STEP = 1.0 - 1e-12
+
+
+@dataclass
+class ConvergenceReport:
+    """How a UE solve went: gap after every AON, step sizes, timing."""
+
+    method: str
+    converged: bool
+    iterations: int
+    rgap: float
+    target_rgap: float
+    wall_time: float
+    gap_history: np.ndarray = field(repr=False)
+    step_history: np.ndarray = field(repr=False)
+    time_history: np.ndarray = field(repr=False)
+
+    def time_to(self, gap: float) -> tuple[int | None, float | None]:
+        """(iterations, seconds) at which the gap first fell to ``gap`` (None if never)."""
+        hit = np.flatnonzero(self.gap_history <= gap)
+        if hit.size == 0:
+            return None, None
+        k = int(hit[0])
+        return k + 1, float(self.time_history[k])
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("gap_history", "step_history", "time_history"):
+            d[k] = [float(v) for v in getattr(self, k)]
+        return d
+
+    def to_json(self, path) -> None:
+        with open(path, "w") as fh:
+            json.dump(self.to_dict(), fh, indent=1)
+
+
+@dataclass
+class UEResult:
+    """A user-equilibrium solution."""
+
+    flows: np.ndarray
+    times: np.ndarray
+    total_travel_time: float
+    beckmann: float
+    report: ConvergenceReport
+    capacity: np.ndarray = field(repr=False)
+
+    @property
+    def volume_capacity(self) -> np.ndarray:
+        return self.flows / self.capacity
+
+    def __repr__(self) -> str:
+        r = self.report
+        return (f"UEResult(total_travel_time={self.total_travel_time:.6f}, "
+                f"beckmann={self.beckmann:.6f}, method={r.method!r}, rgap={r.rgap:.3g}, "
+                f"iterations={r.iterations}, converged={r.converged}, "
+                f"wall_time={r.wall_time:.3f}s)")
+
+
+@dataclass
+class BatchResult:
+    """UE solutions of many scenarios: arrays with a leading scenario axis."""
+
+    flows: np.ndarray  # (S, E)
+    times: np.ndarray  # (S, E)
+    total_travel_time: np.ndarray  # (S,)
+    beckmann: np.ndarray  # (S,)
+    rgap: np.ndarray  # (S,)
+    iterations: np.ndarray  # (S,)
+    converged: np.ndarray  # (S,) bool
+    wall_time: float
+
+
+# ---------------------------------------------------------------------------- engine
+class _Engine:
+    """Vectorised FW/CFW/BFW state over the active scenarios."""
+
+    def __init__(self, graph: RoutingGraph, cost: BPR, od: ODPairs, method: str) -> None:
+        self.g, self.cost, self.od, self.method = graph, cost, od, method
+
+    def aon(self, t: np.ndarray, od: ODPairs) -> np.ndarray:
+        s_count = t.shape[0]
+        # Slices of scenarios whose (S, Z, R) tree arrays stay cache-resident: random gathers
+        # over one huge array were slower per scenario than one-by-one solves.
+        per = self.g.num_zones * self.g.n_route
+        step = max(self.g.block, self.g.slice_elems // per // self.g.block * self.g.block)
+        if s_count <= step:
+            _, pred, lop = self.g.shortest_paths(t, need_dist=False)
+            return aon_load(self.g, pred, lop, od)
+        out = np.empty_like(t)
+        for lo in range(0, s_count, step):
+            sl = slice(lo, min(lo + step, s_count))
+            _, pred, lop = self.g.shortest_paths(t[sl], need_dist=False)
+            out[sl] = aon_load(self.g, pred, lop, od.subset(np.arange(sl.start, sl.stop)))
+        return out
+
+    def line_search(self, cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray) -> np.ndarray:
+        """Exact step in [0, 1] along ``d`` per scenario, given ``g0 = sum t(x) d < 0``."""
+        if cost.int_power is not None:
+            return _poly_line_search(cost, x, d, g0)
+        return _newton_line_search(cost, x, d, g0)
+
+
+def _poly_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray) -> np.ndarray:
+    """Line search when every link has the same integer BPR power ``P``.
+
+    Then ``g(tau) = sum_a d_a t_a(x_a + tau d_a)`` is a degree-``P`` polynomial in ``tau``
+    whose coefficients cost one pass over the links; the root is found on ``(S,)`` arrays
+    (safeguarded Newton), so the step is exact at the price of O(E) work.
+    """
+    p = cost.int_power
+    s_count = x.shape[0]
+    coef = np.empty((s_count, p + 1))
+    coef[:, 0] = g0
+    cd = cost.coef * d
+    xp = [np.ones_like(x)]
+    for _ in range(p - 1):
+        xp.append(xp[-1] * x)
+    dk = d
+    for k in range(1, p + 1):
+        dk = dk * d if k > 1 else d * d
+        coef[:, k] = _binom(p, k) * np.einsum("se,se->s", cost.coef * dk, xp[p - k])
+    del cd
+    g1 = coef.sum(axis=1)
+    tau = np.ones(s_count)
+    todo = g1 > 0  # otherwise Beckmann still decreases at tau = 1: take the full step
+    if not todo.any():
+        return tau
+    c = coef[todo]
+    lo, hi = np.zeros(c.shape[0]), np.ones(c.shape[0])
+    t = c[:, 0] / (c[:, 0] - g1[todo])  # regula falsi start
+    dc = c[:, 1:] * np.arange(1, p + 1)
+    done = np.zeros(t.shape, dtype=bool)
+    for _ in range(100):
+        g = c[:, p].copy()
+        for k in range(p - 1, -1, -1):
+            g = g * t + c[:, k]
+        gp = dc[:, p - 1].copy()
+        for k in range(p - 2, -1, -1):
+            gp = gp * t + dc[:, k]
+        neg = g < 0
+        lo = np.where(neg, t, lo)
+        hi = np.where(neg, hi, t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            delta = g / gp
+        nt = t - delta
+        # Converged when Newton's correction is at rounding level (or g is exactly 0).
+        done |= (np.abs(delta) <= 1e-15) | (g == 0) | (hi - lo <= 1e-15)
+        bad = ~((nt > lo) & (nt < hi))
+        nt = np.where(bad, 0.5 * (lo + hi), nt)
+        t = np.where(done, t, nt)
+        if done.all():
+            break
+    tau[todo] = t
+    return tau
+
+
+def _binom(n: int, k: int) -> float:
+    from math import comb
+
+    return float(comb(n, k))
+
+
+def _newton_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray,
+                        tol: float = 1e-13, max_iter: int = 60) -> np.ndarray:
+    """General line search: safeguarded Newton on ``g(tau)`` over full link arrays."""
+    g1 = np.einsum("se,se->s", cost.time(x + d), d)
+    tau = np.ones(x.shape[0])
+    todo = g1 > 0
+    if not todo.any():
+        return tau
+    idx = np.flatnonzero(todo)
+    xs, ds, sub = x[idx], d[idx], cost.subset_rows(idx)
+    lo, hi = np.zeros(idx.size), np.ones(idx.size)
+    glo, ghi = g0[idx], g1[idx]
+    t = glo / (glo - ghi)
+    scale = np.abs(glo)
+    dd = ds * ds
+    for _ in range(max_iter):
+        tv, dv = sub.time_and_derivative(xs + t[:, None] * ds)
+        g = np.einsum("se,se->s", tv, ds)
+        gp = np.einsum("se,se->s", dv, dd)
+        neg = g < 0
+        lo = np.where(neg, t, lo)
+        hi = np.where(neg, hi, t)
+        done = (np.abs(g) <= tol * scale) | (hi - lo <= 1e-15)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nt = t - g / gp
+        bad = ~((nt > lo) & (nt < hi))
+        nt = np.where(bad, 0.5 * (lo + hi), nt)
+        t = np.where(done, t, nt)
+        if done.all():
+            break
+    tau[idx] = t
+    return tau
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` with 0 where ``den`` is 0 (a degenerate conjugacy condition)."""
+    ok = den != 0
+    return np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+
+
+def _as_rows(a: np.ndarray | None, s: int, width: int, name: str) -> np.ndarray | None:
+    if a is None:
+        return None
+    a = np.asarray(a, dtype=np.float64)
+    if a.shape == (width,):
+        return np.broadcast_to(a, (s, width))
+    if a.shape != (s, width):
+        raise ShapeError(f"{name} has shape {a.shape}; expected ({width},) or ({s}, {width})")
+    return a
+
+
+def _run(
+    network: TrafficNetwork,
+    graph: RoutingGraph,
+    capacity: np.ndarray,  # (S, E)
+    demand: np.ndarray,  # (Z, Z) or (S, Z, Z)
+    method: str,
+    rgap: float,
+    max_iter: int,
+    time_limit: float | None,
+    record: bool,
+    on_done=None,
+):
+    """Shared FW/CFW/BFW loop. Returns per-scenario outputs (and histories if ``record``)."""
+    if method not in METHODS:
+        raise ConfigError(f"method {method!r} unknown; use one of {METHODS}")
+    if not (rgap > 0):
+        raise ConfigError(f"rgap must be positive, got {rgap}")
+    if max_iter < 1:
+        raise ConfigError(f"max_iter must be >= 1, got {max_iter}")
+    s_count, e = capacity.shape
+    if not np.all(np.isfinite(capacity)) or np.any(capacity <= 0):
+        raise ConfigError("capacity must be finite and positive on every link and scenario")
+    od = ODPairs(demand)
+    if od.values.shape[0] == 1 and s_count > 1:
+        od.values = np.broadcast_to(od.values, (s_count, od.values.shape[1]))
+    cost = BPR(network.free_flow_time, capacity, network.b, network.power)
+    eng = _Engine(graph, cost, od, method)
+
+    out_x = np.zeros((s_count, e))
+    out_gap = np.full(s_count, np.inf)
+    out_it = np.zeros(s_count, dtype=np.int64)
+    out_ok = np.zeros(s_count, dtype=bool)
+    gaps, steps, stamps = [], [], []
+
+    t_start = time.perf_counter()
+    # Iteration 1: AON at free-flow times, with the no-path check.
+    t_ff = np.broadcast_to(network.free_flow_time, (s_count, e))
+    dist, pred, lop = graph.shortest_paths(t_ff)
+    check_reachable(network, zone_skim(dist, graph.num_zones), od)
+    x = aon_load(graph, pred, lop, od)
+    ids = np.arange(s_count)  # scenario id of each active row
+    cur_cost, cur_od = cost, od
+    s1 = np.zeros_like(x)
+    s2 = np.zeros_like(x)
+    tau_prev = np.zeros(s_count)
+    phase = np.zeros(s_count, dtype=np.int64)
+    max_phase = {"fw": 0, "cfw": 1, "bfw": 2}[method]
+
+    for it in range(1, max_iter + 1):
+        t, h = cur_cost.time_and_derivative(x)
+        y = eng.aon(t, cur_od)
+        tstt = np.einsum("se,se->s", x, t)
+        sptt = np.einsum("se,se->s", y, t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = np.where(tstt > 0, np.abs(tstt - sptt) / tstt, 0.0)
+        if record:
+            gaps.append(gap[0])
+            stamps.append(time.perf_counter() - t_start)
+        out_x[ids], out_gap[ids], out_it[ids] = x, gap, it
+        conv = gap <= rgap
+        out_ok[ids] = conv
+        timed_out = time_limit is not None and time.perf_counter() - t_start > time_limit
+        if conv.any() or it == max_iter or timed_out:
+            if on_done is not None and conv.any():
+                on_done(int(conv.sum()))
+            if it == max_iter or timed_out:
+                break
+            keep = ~conv
+            if not keep.any():
+                break
+            k_idx = np.flatnonzero(keep)
+            ids, x, t, h, y = ids[k_idx], x[k_idx], t[k_idx], h[k_idx], y[k_idx]
+            s1, s2, tau_prev, phase = s1[k_idx], s2[k_idx], tau_prev[k_idx], phase[k_idx]
+            cur_cost = cur_cost.subset_rows(k_idx)
+            cur_od = cur_od.subset(k_idx)
+
+        # --- direction (computed on whole arrays; rows pick their variant by phase)
+        yx = y - x
+        ph = np.minimum(phase, max_phase)
+        s = y
+        if max_phase >= 1 and (ph == 1).any():
+            hd = h * (s1 - x)
+            num = np.einsum("se,se->s", hd, yx)
+            den = np.einsum("se,se->s", hd, y - s1)
+            a = np.clip(_safe_div(num, den), 0.0, _CONJ_MAX)
+            a = np.where(ph == 1, a, 0.0)[:, None]
+            s = a * s1 + (1.0 - a) * y
+        if max_phase >= 2 and (ph == 2).any():
+            tp = tau_prev[:, None]
+            hd1 = h * (s1 - x)
+            hd2 = h * (tp * s1 - x + (1.0 - tp) * s2)
+            mu = np.maximum(-_safe_div(np.einsum("se,se->s", hd2, yx),
+                                       np.einsum("se,se->s", hd2, s2 - s1)), 0.0)
+            nu = -_safe_div(np.einsum("se,se->s", hd1, yx), np.einsum("se,se->s", hd1, s1 - x))
+            # tau_prev < 1 on BFW rows (a full step resets to FW); guard the other rows.
+            ratio = tau_prev / np.where(ph == 2, 1.0 - tau_prev, 1.0)
+            nu = np.maximum(nu + mu * ratio, 0.0)
+            b0 = 1.0 / (1.0 + mu + nu)
+            sb = b0[:, None] * (y + nu[:, None] * s1 + mu[:, None] * s2)
+            s = np.where((ph == 2)[:, None], sb, s)
+        d = s - x
+        g0 = np.einsum("se,se->s", t, d)
+        # A conjugate direction that is not a descent direction: fall back to FW there.
+        bad = (g0 >= 0) & (ph > 0)
+        if bad.any():
+            s = np.where(bad[:, None], y, s)
+            d = np.where(bad[:, None], yx, d)
+            g0 = np.einsum("se,se->s", t, d)
+            phase = np.where(bad, 0, phase)
+        descent = g0 < 0
+        if descent.all():
+            tau = eng.line_search(cur_cost, x, d, g0)
+        else:
+            tau = np.zeros(x.shape[0])
+            if descent.any():
+                di = np.flatnonzero(descent)
+                tau[di] = eng.line_search(cur_cost.subset_rows(di), x[di], d[di], g0[di])
+        if record:
+            steps.append(tau[0])
+        x = x + tau[:, None] * d
+        s2, s1 = s1, s
+        tau_prev = tau
+        # A full step collapses the conjugate history onto x: restart with FW.
+        phase = np.where(tau >= _FULL_STEP, 0, phase + 1)
+
+    wall = time.perf_counter() - t_start
+    hist = (np.asarray(gaps), np.asarray(steps), np.asarray(stamps)) if record else None
+    return out_x, out_gap, out_it, out_ok, wall, hist
+
+
+def _check_method_args(network: TrafficNetwork, capacity, demand):
+    cap = network.capacity if capacity is None else np.asarray(capacity, dtype=np.float64)
+    dem = network.demand if demand is None else np.asarray(demand, dtype=np.float64)
+    if dem.shape[-2:] != (network.num_zones, network.num_zones):
+        raise ShapeError(f"demand has shape {dem.shape}; expected (..., {network.num_zones}, "
+                         f"{network.num_zones})")
+    if not np.all(np.isfinite(dem)) or np.any(dem < 0):
+        raise ConfigError("demand must be finite and non-negative")
+    return cap, dem
+
+
+def solve_ue(
+    network: TrafficNetwork,
+    rgap: float = 1e-4,
+    method: str = "bfw",
+    max_iter: int = 20_000,
+    capacity: np.ndarray | None = None,
+    demand: np.ndarray | None = None,
+    time_limit: float | None = None,
+    strict: bool = True,
+    graph: RoutingGraph | None = None,
+) -> UEResult:
+    """Solve static user equilibrium with BPR costs.
+
+    Args:
+        network: the road network.
+        rgap: target relative gap ``(sum v t - sum y t) / sum v t``.
+        method: ``"fw"``, ``"cfw"`` or ``"bfw"`` (bi-conjugate Frank–Wolfe, default).
+        max_iter: maximum number of AON assignments (the first, at free flow, counts).
+        capacity: ``(E,)`` capacities overriding the network's (e.g. a design).
+        demand: ``(Z, Z)`` OD demand overriding the network's.
+        time_limit: wall-clock budget in seconds.
+        strict: raise :class:`ConvergenceError` (carrying the report) if the gap is not met;
+            with ``False`` return the result and let the caller inspect ``report.converged``.
+        graph: a prebuilt :class:`RoutingGraph` (saves set-up time in loops).
+
+    Returns:
+        :class:`UEResult` with link flows, link times, total travel time ``sum v t``, the
+        Beckmann objective and the convergence report.
+    """
+    cap, dem = _check_method_args(network, capacity, demand)
+    if cap.shape != (network.num_links,) or dem.ndim != 2:
+        raise ShapeError("solve_ue takes one scenario: capacity (E,), demand (Z, Z); use "
+                         "solve_ue_batch for many")
+    g = graph or RoutingGraph(network)
+    x, gap, it, ok, wall, hist = _run(network, g, cap[None, :], dem, method, rgap, max_iter,
+                                      time_limit, record=True)
+    gaps, steps, stamps = hist
+    report = ConvergenceReport(method=method, converged=bool(ok[0]), iterations=int(it[0]),
+                               rgap=float(gap[0]), target_rgap=float(rgap), wall_time=wall,
+                               gap_history=gaps, step_history=steps, time_history=stamps)
+    cost = BPR(network.free_flow_time, cap, network.b, network.power)
+    flows = x[0]
+    times = cost.time(flows)
+    res = UEResult(flows=flows, times=times, total_travel_time=float(flows @ times),
+                   beckmann=float(cost.beckmann(flows)), report=report, capacity=cap)
+    if strict and not report.converged:
+        raise ConvergenceError(
+            f"{method} reached relative gap {report.rgap:.3g} > target {rgap:g} after "
+            f"{report.iterations} iterations ({wall:.2f} s); raise max_iter/time_limit or "
+            "loosen rgap (pass strict=False to get the partial result)", report=report)
+    return res
+
+
+def solve_ue_batch(
+    network: TrafficNetwork,
+    capacity: np.ndarray | None = None,
+    demand: np.ndarray | None = None,
+    rgap: float = 1e-4,
+    method: str = "bfw",
+    max_iter: int = 20_000,
+    time_limit: float | None = None,
+    strict: bool = False,
+    graph: RoutingGraph | None = None,
+    on_done=None,
+) -> BatchResult:
+    """Solve many scenarios of one network at once (vectorised across scenarios).
+
+    Args:
+        capacity: ``(S, E)`` capacities (or ``(E,)`` shared).
+        demand: ``(S, Z, Z)`` demands (or ``(Z, Z)`` shared). At least one of the two must
+            carry the scenario axis.
+        on_done: called with the number of scenarios that just converged (progress bars).
+        strict: raise :class:`ConvergenceError` if any scenario misses the gap.
+
+    Returns:
+        :class:`BatchResult`; every scenario stops as soon as it meets ``rgap``.
+    """
+    cap, dem = _check_method_args(network, capacity, demand)
+    s_cap = cap.shape[0] if cap.ndim == 2 else None
+    s_dem = dem.shape[0] if dem.ndim == 3 else None
+    if s_cap is not None and s_dem is not None and s_cap != s_dem:
+        raise ShapeError(f"capacity has {s_cap} scenarios but demand has {s_dem}")
+    s_count = s_cap or s_dem or 1
+    cap2 = _as_rows(cap, s_count, network.num_links, "capacity")
+    g = graph or RoutingGraph(network)
+    x, gap, it, ok, wall, _ = _run(network, g, np.ascontiguousarray(cap2), dem, method, rgap,
+                                   max_iter, time_limit, record=False, on_done=on_done)
+    cost = BPR(network.free_flow_time, cap2, network.b, network.power)
+    times = cost.time(x)
+    res = BatchResult(flows=x, times=times, total_travel_time=np.einsum("se,se->s", x, times),
+                      beckmann=cost.beckmann(x), rgap=gap, iterations=it, converged=ok,
+                      wall_time=wall)
+    if strict and not ok.all():
+        raise ConvergenceError(
+            f"{int((~ok).sum())} of {s_count} scenarios missed rgap {rgap:g} (worst "
+            f"{gap.max():.3g}); raise max_iter or loosen rgap", report=res)
+    return res

@@ -1,0 +1,304 @@
+"""Shortest paths and all-or-nothing (AON) assignment, vectorised over origins and scenarios.
+
+Centroids (zones with TNTP id below ``<FIRST THRU NODE>``) must not be passed through. We
+split each such zone ``z`` into two routing nodes: ``z`` itself keeps only the links *into*
+the zone (a pure sink, so trips can end there) and a new node ``N + z`` gets the links *out*
+of it (a pure source, where that zone's trips start). No path can then enter and leave a
+centroid, and one :func:`scipy.sparse.csgraph.dijkstra` call handles all origins.
+
+AON loading walks every OD path back to its origin through the predecessor array, one tree
+level per step for all OD pairs (and scenarios) at once, and sums demands per link with a
+single ``np.bincount`` — no per-path Python loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import dijkstra
+
+from dyngraph.errors import DataError, ShapeError
+from dyngraph.traffic.network import TrafficNetwork
+
+__all__ = ["RoutingGraph", "all_or_nothing", "shortest_path_costs"]
+
+
+class RoutingGraph:
+    """Routing structure of a :class:`TrafficNetwork`, built once, reused every iteration.
+
+    Args:
+        network: the network (its link order defines the flow vectors).
+        block: number of scenarios stacked into one block-diagonal graph per Dijkstra call
+            in batched mode (amortises scipy's per-call overhead; scipy's dense output grows
+            with the square of the block, so the default keeps ``block * nodes`` near 200).
+        slice_elems: batched solves process scenarios in slices of about this many
+            (scenario, zone, node) tree entries, so that the path-walking gathers stay in cache.
+    """
+
+    def __init__(self, network: TrafficNetwork, block: int | None = None,
+                 slice_elems: int = 1 << 16) -> None:
+        n, z = network.num_nodes, network.num_zones
+        n_blocked = int(min(max(network.first_thru_node - 1, 0), z))
+        self.network = network
+        self.num_links = network.num_links
+        self.num_zones = z
+        self.n_route = n + n_blocked
+        tail = network.init.copy()
+        out_of_centroid = tail < n_blocked
+        tail[out_of_centroid] += n
+        head = network.term.copy()
+        self.sources = np.arange(z)
+        self.sources[:n_blocked] += n
+        keys = tail * self.n_route + head
+        uniq, first_pos = np.unique(keys, return_index=True)
+        self.parallel = uniq.size < keys.size
+        self._keys = keys
+        self._uniq = uniq
+        rows = uniq // self.n_route
+        self._indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=self.n_route))])
+        self._indices = (uniq % self.n_route).astype(np.int32)
+        if self.parallel:
+            # Sorted by (key, cost) each call; group starts give the cheapest parallel link.
+            self._group_start = np.searchsorted(np.sort(keys), uniq)
+        else:
+            self._perm = np.argsort(keys, kind="stable")  # csr position -> link id
+        # Dense (tail, head) -> link id table when there are no parallel links (fast AON).
+        self.link_table = None
+        if not self.parallel and self.n_route <= 3000:
+            lt = np.full(self.n_route * self.n_route, -1, dtype=np.int64)
+            lt[keys] = np.arange(keys.size)
+            self.link_table = lt
+        nnz = uniq.size
+        self._csr = sp.csr_matrix(
+            (np.ones(nnz), self._indices, self._indptr), shape=(self.n_route, self.n_route)
+        )
+        # Position lookup (tail, head) -> csr position; dense when small, searchsorted otherwise.
+        self._dense_pos = None
+        if self.n_route <= 3000:
+            t = np.full((self.n_route, self.n_route), -1, dtype=np.int64)
+            t[rows, self._indices] = np.arange(nnz)
+            self._dense_pos = t.ravel()
+        self.block = max(1, 200 // self.n_route) if block is None else max(1, int(block))
+        self.slice_elems = int(slice_elems)
+        self._block_cache: dict[int, sp.csr_matrix] = {}
+
+    # ------------------------------------------------------------------ internals
+    def _pos_to_link(self, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per csr position: (chosen link id, its cost). ``cost`` is ``(S, E)``."""
+        if not self.parallel:
+            return np.broadcast_to(self._perm, cost.shape), cost[:, self._perm]
+        links = np.empty((cost.shape[0], self._uniq.size), dtype=np.int64)
+        for s in range(cost.shape[0]):
+            order = np.lexsort((cost[s], self._keys))
+            links[s] = order[self._group_start]
+        return links, np.take_along_axis(cost, links, axis=1)
+
+    def _block_graph(self, k: int) -> sp.csr_matrix:
+        g = self._block_cache.get(k)
+        if g is None:
+            nnz, nr = self._uniq.size, self.n_route
+            indptr = np.concatenate(
+                [[0], (self._indptr[1:][None, :] + nnz * np.arange(k)[:, None]).ravel()]
+            )
+            indices = (self._indices[None, :] + nr * np.arange(k)[:, None]).ravel()
+            g = sp.csr_matrix((np.ones(k * nnz), indices.astype(np.int32), indptr),
+                              shape=(k * nr, k * nr))
+            self._block_cache[k] = g
+        return g
+
+    def _diag_index(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flat indices of the k diagonal (Z, R) blocks of a block Dijkstra output, and the
+        node offset of each block (to turn block-global node ids back into local ones)."""
+        key = -k
+        hit = self._block_cache.get(key)
+        if hit is None:
+            z, nr = self.num_zones, self.n_route
+            s = np.arange(k)[:, None, None]
+            rows = s * z + np.arange(z)[None, :, None]
+            cols = s * nr + np.arange(nr)[None, None, :]
+            hit = ((rows * (k * nr) + cols).ravel(), (s * nr).astype(np.int32))
+            self._block_cache[key] = hit
+        return hit
+
+    def shortest_paths(
+        self, cost: np.ndarray, need_dist: bool = True
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """Shortest-path trees from every zone, for one or many cost vectors.
+
+        Args:
+            cost: ``(E,)`` or ``(S, E)`` non-negative link costs.
+            need_dist: also return distances (skipped inside the solver loop).
+
+        Returns:
+            ``dist`` ``(S, Z, R)`` distances to every routing node (or None), ``pred``
+            ``(S, Z, R)`` predecessor routing node (negative at the root/unreachable), and
+            ``link_of_pos`` ``(S, nnz)`` link id of each csr position (the cheapest of
+            parallel links).
+        """
+        c = np.atleast_2d(np.asarray(cost, dtype=np.float64))
+        if c.shape[1] != self.num_links:
+            raise ShapeError(f"cost has {c.shape[1]} links, network has {self.num_links}")
+        s_count = c.shape[0]
+        link_of_pos, data = self._pos_to_link(c)
+        z, nr = self.num_zones, self.n_route
+        if s_count == 1:
+            self._csr.data = data[0]
+            d, p = dijkstra(self._csr, directed=True, indices=self.sources,
+                            return_predecessors=True)
+            return (d[None] if need_dist else None), p[None], link_of_pos
+        dist = np.empty((s_count, z, nr)) if need_dist else None
+        pred = np.empty((s_count, z, nr), dtype=np.int32)
+        for lo in range(0, s_count, self.block):
+            k = min(self.block, s_count - lo)
+            g = self._block_graph(k)
+            g.data = data[lo : lo + k].ravel()
+            srcs = (self.sources[None, :] + nr * np.arange(k)[:, None]).ravel()
+            d, p = dijkstra(g, directed=True, indices=srcs, return_predecessors=True)
+            flat, off = self._diag_index(k)
+            pk = p.ravel()[flat].reshape(k, z, nr)
+            # Roots/unreachable stay negative (-9999 - offset is still negative).
+            np.subtract(pk, off, out=pred[lo : lo + k])
+            if need_dist:
+                dist[lo : lo + k] = d.ravel()[flat].reshape(k, z, nr)
+        return dist, pred, link_of_pos
+
+    def lookup_positions(self, tail: np.ndarray, head: np.ndarray) -> np.ndarray:
+        """csr positions of routing edges ``tail -> head``."""
+        if self._dense_pos is not None:
+            return self._dense_pos[tail.astype(np.int64) * self.n_route + head]
+        return np.searchsorted(self._uniq, tail.astype(np.int64) * self.n_route + head)
+
+
+class ODPairs:
+    """The OD pairs with positive demand in any scenario, as flat index arrays.
+
+    ``demand`` is ``(Z, Z)`` or ``(S, Z, Z)``; ``values`` is ``(S, P)``.
+    """
+
+    def __init__(self, demand: np.ndarray) -> None:
+        d = np.asarray(demand, dtype=np.float64)
+        d3 = d[None] if d.ndim == 2 else d
+        support = (d3 > 0).any(axis=0)
+        np.fill_diagonal(support, False)  # intra-zonal trips never load the network
+        self.orig, self.dest = np.nonzero(support)
+        self.values = d3[:, self.orig, self.dest]
+
+    def subset(self, idx: np.ndarray) -> ODPairs:
+        out = object.__new__(ODPairs)
+        out.orig, out.dest = self.orig, self.dest
+        out.values = self.values[idx] if self.values.shape[0] > 1 else self.values
+        return out
+
+
+def aon_load(
+    graph: RoutingGraph, pred: np.ndarray, link_of_pos: np.ndarray, od: ODPairs
+) -> np.ndarray:
+    """All-or-nothing link flows ``(S, E)`` from shortest-path trees ``pred`` ``(S, Z, R)``."""
+    s_count, z, nr = pred.shape
+    e = graph.num_links
+    if od.orig.size == 0:
+        return np.zeros((s_count, e))
+    # Flat index into (S, Z, R); a root points to itself through a dummy link E so finished
+    # paths can keep stepping in place until the batch is compressed.
+    valid = pred >= 0
+    node = np.arange(nr, dtype=np.int64)
+    pred_local = np.where(valid, pred, node)
+    if graph.link_table is not None:
+        links = graph.link_table[pred_local * nr + node]
+    else:
+        pos = graph.lookup_positions(pred_local.reshape(s_count, -1),
+                                     np.broadcast_to(node, pred.shape).reshape(s_count, -1))
+        links = np.take_along_axis(link_of_pos, pos, axis=1).reshape(pred.shape)
+    links = np.where(valid, links, e) + (np.arange(s_count) * (e + 1))[:, None, None]
+    link_flat = links.ravel()
+    base = (np.arange(s_count)[:, None] * z + np.arange(z)[None, :]) * nr  # (S, Z)
+    pred_flat = (pred_local + base[:, :, None]).ravel()
+
+    so = base[:, od.orig]  # (S, P)
+    cur = (so + od.dest[None, :]).ravel()
+    stop = (so + graph.sources[od.orig][None, :]).ravel()
+    vals = od.values
+    if vals.shape[0] != s_count:
+        vals = np.broadcast_to(vals, (s_count, vals.shape[1]))  # one demand, many costs
+    w = np.ascontiguousarray(vals, dtype=np.float64).ravel()
+    n_out = s_count * (e + 1)
+    flows = np.zeros(n_out)
+    steps = 0
+    while cur.size:
+        flows += np.bincount(link_flat[cur], weights=w, minlength=n_out)
+        cur = pred_flat[cur]
+        steps += 1
+        if steps % 2 == 0:
+            live = cur != stop
+            n_live = int(np.count_nonzero(live))
+            if n_live < 0.8 * cur.size:
+                cur, stop, w = cur[live], stop[live], w[live]
+        if steps > nr + 2:
+            raise DataError("shortest-path tree has a cycle; link costs must be non-negative")
+    return flows.reshape(s_count, e + 1)[:, :e]
+
+
+def _no_path_error(network: TrafficNetwork, o: int, d: int) -> DataError:
+    where = ""
+    if network.trips_path is not None and network.demand_lines is not None:
+        where = f"{network.trips_path}:{int(network.demand_lines[o, d])}: "
+    return DataError(
+        f"{where}OD pair {o + 1}->{d + 1} has demand {network.demand[o, d]:g} but no path "
+        f"exists in {network.name} (zones below <FIRST THRU NODE> "
+        f"{network.first_thru_node} cannot be passed through); fix the links or drop the trips"
+    )
+
+
+def all_or_nothing(
+    network: TrafficNetwork,
+    cost: np.ndarray,
+    demand: np.ndarray | None = None,
+    graph: RoutingGraph | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``demand`` on shortest paths under fixed link ``cost``.
+
+    Args:
+        cost: ``(E,)`` or ``(S, E)`` link costs.
+        demand: ``(Z, Z)`` or ``(S, Z, Z)``; defaults to ``network.demand``.
+
+    Returns:
+        ``flows`` with the shape of ``cost`` and the OD shortest-path cost matrix
+        ``(Z, Z)`` / ``(S, Z, Z)``.
+
+    Raises:
+        DataError: an OD pair with positive demand has no path (names the trips file line).
+    """
+    g = graph or RoutingGraph(network)
+    dem = network.demand if demand is None else np.asarray(demand, dtype=np.float64)
+    c = np.asarray(cost, dtype=np.float64)
+    dist, pred, lop = g.shortest_paths(c)
+    od = ODPairs(dem)
+    skim = zone_skim(dist, g.num_zones)
+    check_reachable(network, skim, od)
+    flows = aon_load(g, pred, lop, od)
+    if c.ndim == 1:
+        return flows[0], skim[0]
+    return flows, skim
+
+
+def check_reachable(network: TrafficNetwork, skim: np.ndarray, od: ODPairs) -> None:
+    bad = ~np.isfinite(skim[:, od.orig, od.dest]) & (od.values > 0)
+    if bad.any():
+        s, k = np.argwhere(bad)[0]
+        raise _no_path_error(network, int(od.orig[k]), int(od.dest[k]))
+
+
+def shortest_path_costs(network: TrafficNetwork, cost: np.ndarray | None = None) -> np.ndarray:
+    """``(Z, Z)`` zone-to-zone shortest-path costs (free-flow times by default)."""
+    g = RoutingGraph(network)
+    c = network.free_flow_time if cost is None else np.asarray(cost, dtype=np.float64)
+    dist, _, _ = g.shortest_paths(c)
+    return zone_skim(dist, network.num_zones)[0]
+
+
+def zone_skim(dist: np.ndarray, num_zones: int) -> np.ndarray:
+    """``(S, Z, Z)`` zone-to-zone costs from routing distances; intra-zonal cost is 0 (a split
+    centroid would otherwise report the cost of a round trip to itself)."""
+    skim = dist[:, :, :num_zones].copy()
+    skim[:, np.arange(num_zones), np.arange(num_zones)] = 0.0
+    return skim

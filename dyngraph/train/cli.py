@@ -1,0 +1,124 @@
+"""``dyngraph linkpred``: the link-prediction main job.
+
+Memory models (``tgn``, ``jodie``, ``dyrep``, ``apan``) run the streaming trainer of
+:mod:`dyngraph.train.streaming`; snapshot models (``evolvegcn-o``, ``evolvegcn-h``, ``gcn``)
+are dispatched to :func:`dyngraph.train.snapshot.run_snapshot_linkpred`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from typing import Any
+
+import torch
+
+from dyngraph.errors import ConfigError
+
+__all__ = ["register", "run_linkpred", "MEMORY_MODELS", "SNAPSHOT_MODELS"]
+
+MEMORY_MODELS = ("tgn", "jodie", "dyrep", "apan")
+SNAPSHOT_MODELS = ("evolvegcn-o", "evolvegcn-h", "gcn")
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``linkpred`` subcommand to an ``argparse`` subparsers object."""
+    from dyngraph.train.streaming import StreamingConfig
+
+    d = StreamingConfig()
+    p = subparsers.add_parser(
+        "linkpred", help="temporal link prediction (TGN, JODIE, DyRep, APAN, EvolveGCN)",
+        description="Train and evaluate a temporal link predictor on an event stream: "
+                    "chronological 70/15/15 split, AP/AUC (transductive and inductive) and MRR.")
+    p.add_argument("--model", default="tgn", choices=MEMORY_MODELS + SNAPSHOT_MODELS)
+    p.add_argument("--dataset", default="uci",
+                   help="bundled name (uci, wikipedia, bitcoin-otc, bitcoin-alpha, sfhh) or the "
+                        "path of an event file load_events reads")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--patience", type=int, default=d.patience,
+                   help="early stopping: epochs without validation-AP improvement")
+    p.add_argument("--negatives", default=d.negatives,
+                   choices=("random", "historical", "inductive"),
+                   help="evaluation negative sampler (DyGLib protocol)")
+    p.add_argument("--mrr-negatives", type=int, default=d.mrr_negatives,
+                   help="negatives per test event for MRR (0 disables)")
+    p.add_argument("--memory-dim", type=int, default=d.memory_dim)
+    p.add_argument("--time-dim", type=int, default=d.time_dim)
+    p.add_argument("--embedding-dim", type=int, default=d.embedding_dim)
+    p.add_argument("--num-neighbors", type=int, default=d.num_neighbors)
+    p.add_argument("--heads", type=int, default=d.heads)
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--max-events", type=int, default=None,
+                   help="use only the first N events of the stream (quick runs)")
+    p.add_argument("--window", type=float, default=None,
+                   help="snapshot models: snapshot length in time units")
+    p.add_argument("--num-snapshots", type=int, default=None,
+                   help="snapshot models: number of equal-time snapshots")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="write a checkpoint every epoch here")
+    p.add_argument("--resume", action="store_true",
+                   help="continue bit-for-bit from the checkpoint in --checkpoint-dir")
+    p.add_argument("--report", default=None, help="write the run's figures as JSON here")
+    p.add_argument("--plot", default=None, help="write the learning curve PNG here")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (small temporal batches gain nothing from more; "
+                        "on shared machines extra threads spin and slow everything down)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=_main)
+    return p
+
+
+def _main(args: argparse.Namespace) -> int:
+    run_linkpred(args)
+    return 0
+
+
+def run_linkpred(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the job described by parsed ``linkpred`` arguments; returns the report dict."""
+    if args.threads is not None and args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.model in SNAPSHOT_MODELS:
+        from dyngraph.train.snapshot import run_snapshot_linkpred
+
+        return run_snapshot_linkpred(args)
+    if args.model not in MEMORY_MODELS:
+        raise ConfigError(f"unknown model {args.model!r}; choose from "
+                          f"{MEMORY_MODELS + SNAPSHOT_MODELS}")
+    from dyngraph.datasets import get_events
+    from dyngraph.train.streaming import (
+        StreamingConfig,
+        plot_learning_curve,
+        train_link_prediction,
+        write_report,
+    )
+
+    stream = get_events(args.dataset)
+    if args.max_events is not None:
+        stream = stream[: args.max_events]
+    names = {f.name for f in fields(StreamingConfig)}
+    opts = {k: v for k, v in vars(args).items() if k in names}
+    cfg = StreamingConfig(**opts, progress=not args.no_progress and sys.stderr.isatty())
+    split = stream.split(cfg.val_ratio, cfg.test_ratio, cfg.new_node_ratio, seed=cfg.seed)
+    print(f"dyngraph linkpred: {cfg.model.upper()} on {args.dataset} "
+          f"({stream.num_events:,} events, {stream.num_nodes:,} nodes); {split}")
+    _, result = train_link_prediction(split, cfg, checkpoint_dir=args.checkpoint_dir,
+                                      resume=args.resume, dataset=str(args.dataset))
+    t = result.test
+    print(f"test  AP {t['ap']:.4f}  AUC {t['auc']:.4f}  MRR {t.get('mrr', float('nan')):.4f}  "
+          f"(inductive AP {t.get('ind_ap', float('nan')):.4f})  "
+          f"best epoch {result.best_epoch}, {result.train_events_per_s:,.0f} train events/s")
+    if args.report:
+        write_report(result, args.report)
+        print(f"report: {args.report}")
+    if args.plot and result.history:
+        plot_learning_curve(result.history, args.plot, f"{cfg.model.upper()} on {args.dataset}")
+        print(f"learning curve: {args.plot}")
+    report = result.to_dict()
+    if not args.report:
+        print(json.dumps({"test": t}, default=float))
+    return report

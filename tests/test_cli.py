@@ -1,0 +1,69 @@
+"""The dyngraph command: `datasets` and `demo` subcommands, module entry point."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from dyngraph import cli
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # these tensors are small: on a shared 2-core machine torch's intra-op threads only
+    # contend (measured 10-100x slowdowns under load); restore the setting afterwards
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_datasets_command_json(capsys):
+    assert cli.main(["datasets", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["collegemsg"]["events"] == 59_835 and rows["collegemsg"]["nodes"] == 1_899
+    assert rows["wikipedia"]["nodes"] == 9_227
+    assert rows["cora"]["nodes"] == 2_708 and rows["cora"]["events"] == 10_556
+    for name in ("collegemsg", "wikipedia", "bitcoin-otc", "bitcoin-alpha", "sfhh", "cora",
+                 "citeseer", "siouxfalls"):
+        assert rows[name]["md5"] == "OK" and rows[name]["bytes"] > 0
+    assert rows["eastern-massachusetts"]["md5"] == "missing (downloadable)"
+
+
+def test_datasets_command_table(capsys):
+    assert cli.main(["datasets", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "collegemsg" in out and "SNAP CollegeMsg" in out and "OK" in out
+
+
+def test_datasets_command_reports_mismatch(tmp_path, monkeypatch, capsys):
+    (tmp_path / "temporal").mkdir()
+    (tmp_path / "temporal" / "CollegeMsg.txt").write_text("1 2 3\n")
+    monkeypatch.setenv("DYNGRAPH_DATA", str(tmp_path))
+    monkeypatch.setenv("DYNGRAPH_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["datasets", "--quick"]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_demo_json(capsys):
+    assert cli.main(["demo", "--json", "--k", "5"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["events"] == 59_835 and st["nodes"] == 1_899
+    assert st["train"] + st["val"] + st["test"] <= st["events"]
+    assert 0 < st["new_node_fraction"] < 1 and st["queries"] == 2 * 59_835
+    assert 0 < st["mean_neighbors"] <= 5 and st["queries_per_second"] > 0
+
+
+def test_demo_errors_are_reported(capsys):
+    assert cli.main(["demo", "--dataset", "no-such-thing"]) == 1
+    assert "error" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point():
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "dyngraph", "--help"], capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert out.returncode == 0 and "datasets" in out.stdout and "demo" in out.stdout

@@ -1,0 +1,235 @@
+"""Traffic assignment: exactness on Sioux Falls, AON vs networkx, centroids, costs, methods."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from dyngraph.errors import ConfigError, ConvergenceError
+from dyngraph.traffic import (
+    BPR,
+    SIOUX_FALLS_BEST_BECKMANN,
+    SIOUX_FALLS_BEST_TSTT,
+    RoutingGraph,
+    TrafficNetwork,
+    all_or_nothing,
+    beckmann,
+    bpr_derivative,
+    bpr_time,
+    shortest_path_costs,
+    sioux_falls,
+    sioux_falls_best_flows,
+    solve_ue,
+)
+from dyngraph.traffic.assignment import _newton_line_search, _poly_line_search
+
+
+@pytest.fixture(scope="module")
+def sf() -> TrafficNetwork:
+    return sioux_falls()
+
+
+@pytest.fixture(scope="module")
+def sf_exact(sf):
+    return solve_ue(sf, rgap=1e-6, method="bfw")
+
+
+def test_sioux_falls_reproduces_best_known_ue(sf, sf_exact):
+    res = sf_exact
+    assert res.report.converged and res.report.rgap <= 1e-6
+    assert abs(res.total_travel_time - SIOUX_FALLS_BEST_TSTT) / SIOUX_FALLS_BEST_TSTT < 1e-4
+    assert abs(res.beckmann - SIOUX_FALLS_BEST_BECKMANN) / SIOUX_FALLS_BEST_BECKMANN < 1e-5
+    best = sioux_falls_best_flows(sf)
+    assert np.all(np.isfinite(best)) and np.all(best > 0)
+    assert np.max(np.abs(res.flows - best) / best) < 0.01
+
+
+def _nx_graph(net: TrafficNetwork, cost: np.ndarray) -> nx.DiGraph:
+    g = nx.DiGraph()
+    g.add_nodes_from(range(net.num_nodes))
+    for a, (i, j) in enumerate(zip(net.init, net.term)):
+        g.add_edge(int(i), int(j), w=float(cost[a]), id=a)
+    return g
+
+
+def _nx_aon(net: TrafficNetwork, cost: np.ndarray):
+    """Reference AON: per OD pair, networkx Dijkstra on the graph without the out-links of
+    other centroids (they may not be passed through)."""
+    flows = np.zeros(net.num_links)
+    skim = np.full((net.num_zones, net.num_zones), np.inf)
+    centroids = set(range(min(net.first_thru_node - 1, net.num_zones)))
+    full = _nx_graph(net, cost)
+    for o in range(net.num_zones):
+        g = full.copy()
+        g.remove_edges_from([e for e in full.edges if e[0] in centroids and e[0] != o])
+        dist, paths = nx.single_source_dijkstra(g, o, weight="w")
+        for d in range(net.num_zones):
+            if d in dist:
+                skim[o, d] = dist[d]
+            if d == o or net.demand[o, d] == 0:
+                continue
+            p = paths[d]
+            for u, v in zip(p[:-1], p[1:]):
+                flows[g[u][v]["id"]] += net.demand[o, d]
+    return flows, skim
+
+
+def _random_network(seed: int, n: int = 14, zones: int = 6, first_thru: int = 1):
+    rng = np.random.default_rng(seed)
+    g = nx.gnm_random_graph(n, 3 * n, seed=seed, directed=True)
+    g.add_edges_from((i, (i + 1) % n) for i in range(n))  # strongly connected ring
+    g.add_edges_from(((i + 1) % n, i) for i in range(n))
+    # every zone linked both ways to a through node, so centroid rules leave all ODs reachable
+    g.add_edges_from((z, zones + z % (n - zones)) for z in range(zones))
+    g.add_edges_from((zones + z % (n - zones), z) for z in range(zones))
+    edges = np.array(sorted(g.edges))
+    e = len(edges)
+    demand = rng.uniform(0, 100, (zones, zones)) * (rng.random((zones, zones)) < 0.7)
+    return TrafficNetwork(
+        num_nodes=n, num_zones=zones, first_thru_node=first_thru,
+        init=edges[:, 0].astype(np.int64), term=edges[:, 1].astype(np.int64),
+        capacity=rng.uniform(50, 300, e), free_flow_time=rng.uniform(1, 10, e),
+        b=np.full(e, 0.15), power=np.full(e, 4.0), demand=demand, name=f"random{seed}",
+    )
+
+
+@pytest.mark.parametrize("seed,first_thru", [(0, 1), (1, 7), (2, 4)])
+def test_aon_and_skim_match_networkx(seed, first_thru):
+    net = _random_network(seed, first_thru=first_thru)
+    cost = np.random.default_rng(seed + 10).uniform(1, 20, net.num_links)  # unique paths a.s.
+    flows, skim = all_or_nothing(net, cost)
+    ref_flows, ref_skim = _nx_aon(net, cost)
+    np.testing.assert_allclose(flows, ref_flows, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(skim, ref_skim, rtol=1e-12)
+    # batched call with several cost vectors agrees with one-by-one calls
+    costs = np.stack([cost, cost[::-1].copy(), cost * 2.0])
+    bf, bs = all_or_nothing(net, costs, graph=RoutingGraph(net, block=2))
+    for k in range(3):
+        f1, s1 = all_or_nothing(net, costs[k])
+        np.testing.assert_allclose(bf[k], f1, rtol=1e-12)
+        np.testing.assert_allclose(bs[k], s1, rtol=1e-12)
+
+
+def _line_network(first_thru: int) -> TrafficNetwork:
+    # 1 -> 2 -> 3 is cheap (2 + 2) but passes through zone 2; 1 -> 4 -> 3 costs 10 + 10.
+    init = np.array([0, 1, 0, 3, 2, 3, 1])
+    term = np.array([1, 2, 3, 2, 0, 0, 0])
+    fft = np.array([2.0, 2.0, 10.0, 10.0, 1.0, 1.0, 1.0])
+    demand = np.zeros((3, 3))
+    demand[0, 2] = 10.0
+    return TrafficNetwork(num_nodes=4, num_zones=3, first_thru_node=first_thru, init=init,
+                          term=term, capacity=np.full(7, 1e9), free_flow_time=fft,
+                          b=np.full(7, 0.15), power=np.full(7, 4.0), demand=demand)
+
+
+def test_zones_below_first_thru_node_are_not_passed_through():
+    through = all_or_nothing(_line_network(1), _line_network(1).free_flow_time)[0]
+    assert through[0] == through[1] == 10.0 and through[2] == 0.0
+    net = _line_network(4)  # zones 1..3 are centroids
+    flows, skim = all_or_nothing(net, net.free_flow_time)
+    assert flows[0] == 0.0 and flows[1] == 0.0 and flows[2] == flows[3] == 10.0
+    assert skim[0, 2] == 20.0
+    # direct link into a centroid (2 -> 1) still usable as the last link of a trip
+    assert skim[1, 0] == 1.0
+
+
+def test_bpr_beckmann_derivatives():
+    rng = np.random.default_rng(0)
+    e = 50
+    t0, cap = rng.uniform(1, 5, e), rng.uniform(100, 500, e)
+    b, p = rng.uniform(0.1, 1.0, e), rng.choice([1.0, 2.0, 4.0, 5.5], e)
+    v = rng.uniform(0, 800, e)
+    h = 1e-4
+    for a in range(e):
+        vp, vm = v.copy(), v.copy()
+        vp[a] += h
+        vm[a] -= h
+        d_beck = (beckmann(vp, t0, cap, b, p) - beckmann(vm, t0, cap, b, p)) / (2 * h)
+        assert d_beck == pytest.approx(bpr_time(v, t0, cap, b, p)[a], rel=1e-6)
+    fd = (bpr_time(v + h, t0, cap, b, p) - bpr_time(v - h, t0, cap, b, p)) / (2 * h)
+    np.testing.assert_allclose(bpr_derivative(v, t0, cap, b, p), fd, rtol=1e-6)
+    model = BPR(t0, cap, b, p)
+    np.testing.assert_allclose(model.time(v), bpr_time(v, t0, cap, b, p), rtol=1e-12)
+    np.testing.assert_allclose(model.derivative(v), bpr_derivative(v, t0, cap, b, p), rtol=1e-10)
+    np.testing.assert_allclose(model.beckmann(v), beckmann(v, t0, cap, b, p), rtol=1e-12)
+
+
+def test_exact_line_search_matches_brentq():
+    rng = np.random.default_rng(3)
+    e, s = 40, 5
+    t0, b = rng.uniform(1, 5, e), np.full(e, 0.15)
+    cap = rng.uniform(100, 500, (s, e))
+    x, y = rng.uniform(0, 600, (s, e)), rng.uniform(0, 600, (s, e))
+    d = y - x
+    for power in (4.0, np.where(np.arange(e) % 2 == 0, 4.0, 3.0)):
+        model = BPR(t0, cap, b, np.broadcast_to(power, (e,)))
+        g0 = np.einsum("se,se->s", model.time(x), d)
+        keep = g0 < 0
+        ls = _poly_line_search if model.int_power is not None else _newton_line_search
+        tau = ls(model.subset_rows(np.flatnonzero(keep)), x[keep], d[keep], g0[keep])
+        for k, row in enumerate(np.flatnonzero(keep)):
+            def g(t, row=row, model=model):
+                return float((model.subset_rows([row]).time(x[row] + t * d[row]) @ d[row])[0])
+            ref = 1.0 if g(1.0) <= 0 else brentq(g, 0.0, 1.0, xtol=1e-14)
+            assert tau[k] == pytest.approx(ref, abs=1e-9)
+
+
+def test_methods_agree_and_gap_is_independent_of_solver(sf, sf_exact):
+    ref = sf_exact
+    results = {}
+    for method in ("fw", "cfw"):
+        res = results[method] = solve_ue(sf, rgap=1e-4, method=method)
+        assert res.report.method == method and res.report.rgap <= 1e-4
+        assert abs(res.beckmann - ref.beckmann) / ref.beckmann < 2e-4
+        # relative gap recomputed independently with networkx shortest paths
+        skim = _nx_skim(sf, res.times)
+        sptt = float((sf.demand * skim).sum())
+        gap = (res.total_travel_time - sptt) / res.total_travel_time
+        assert gap == pytest.approx(res.report.rgap, rel=1e-6, abs=1e-12)
+    # BFW needs far fewer iterations than FW for the same gap
+    fw = results["fw"]
+    bfw = solve_ue(sf, rgap=1e-4, method="bfw")
+    assert bfw.report.iterations < fw.report.iterations / 3
+    assert np.all(np.diff(ref.report.time_history) >= 0)
+    assert ref.report.time_to(1e-4)[0] <= ref.report.iterations
+
+
+def _nx_skim(net, cost):
+    g = _nx_graph(net, cost)
+    skim = np.zeros((net.num_zones, net.num_zones))
+    for o in range(net.num_zones):
+        dist = nx.single_source_dijkstra_path_length(g, o, weight="w")
+        skim[o] = [dist[d] for d in range(net.num_zones)]
+    return skim
+
+
+def test_skim_and_overrides(sf):
+    skim = shortest_path_costs(sf)
+    np.testing.assert_allclose(skim, _nx_skim(sf, sf.free_flow_time), rtol=1e-12)
+    # more capacity everywhere -> lower equilibrium travel time; less demand -> lower too
+    base = solve_ue(sf, rgap=1e-4)
+    more_cap = solve_ue(sf, rgap=1e-4, capacity=sf.capacity * 1.5)
+    less_dem = solve_ue(sf, rgap=1e-4, demand=sf.demand * 0.8)
+    assert more_cap.total_travel_time < base.total_travel_time
+    assert less_dem.total_travel_time < base.total_travel_time
+    # flow conservation: AON/UE flows out of each origin-only zone sum to its demand
+    out_flow = np.bincount(sf.init, weights=base.flows, minlength=sf.num_nodes)
+    in_flow = np.bincount(sf.term, weights=base.flows, minlength=sf.num_nodes)
+    net_out = sf.demand.sum(1) - sf.demand.sum(0)
+    np.testing.assert_allclose(out_flow - in_flow, net_out, atol=1e-6 * sf.total_demand)
+
+
+def test_convergence_error_and_config_errors(sf):
+    with pytest.raises(ConvergenceError) as ei:
+        solve_ue(sf, rgap=1e-9, max_iter=5)
+    assert ei.value.report.iterations == 5 and not ei.value.report.converged
+    partial = solve_ue(sf, rgap=1e-9, max_iter=5, strict=False)
+    assert not partial.report.converged
+    with pytest.raises(ConfigError):
+        solve_ue(sf, method="msa")
+    with pytest.raises(ConfigError):
+        solve_ue(sf, rgap=0)
+    with pytest.raises(ConfigError):
+        solve_ue(sf, capacity=-sf.capacity)
