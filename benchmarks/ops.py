@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     p.add_argument("--no-backward", action="store_true", help="forward rows only")
     p.add_argument(
         "--only",
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     groups = set(args.only.split(",")) if args.only else {
         "scatter", "segment", "softmax", "argmax", "aggregate"
     }
+    if args.threads:
+        torch.set_num_threads(args.threads)
     E, N, F, R = args.edges, args.nodes, args.features, args.repeats
     g = torch.Generator().manual_seed(args.seed)
     print(

@@ -15,7 +15,12 @@ from dyngraph.errors import DyngraphError
 
 __all__ = ["main", "build_parser"]
 
-_COMMAND_MODULES: tuple[str, ...] = ("dyngraph.datasets.cli",)
+_COMMAND_MODULES: tuple[str, ...] = (
+    "dyngraph.datasets.cli",
+    "dyngraph.train.cli",
+    "dyngraph.traffic.cli",
+    "dyngraph.nas.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,13 +6,13 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from dyngraph.errors import ConfigError
 
 __all__ = ["Architecture", "Scalar"]
 
-Scalar = Union[int, float, str, bool, None]
+Scalar = int | float | str | bool | None
 _SCALARS = (int, float, str, bool, type(None))
 
 

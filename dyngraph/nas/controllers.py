@@ -83,8 +83,8 @@ class Controller(abc.ABC):
             self.best = (proposal.arch, float(reward))
         self._learn(proposal, float(reward))
 
-    def _learn(self, proposal: Proposal, reward: float) -> None:
-        """Controller-specific update (default: none)."""
+    def _learn(self, proposal: Proposal, reward: float) -> None:  # noqa: B027
+        """Controller-specific update (default: none — e.g. random search learns nothing)."""
 
 
 class RandomSearch(Controller):
@@ -169,7 +169,7 @@ class _ClassPolicy(torch.nn.Module):
         out = list(parent)
         logp = torch.zeros(())
         ent = torch.zeros(())
-        for t, size in enumerate(self.sizes):
+        for t in range(len(self.sizes)):
             h, c = self.cell(inp, (h, c))
             if self.mine[t]:
                 logits = self.heads[str(t)](h).squeeze(0) / temperature

@@ -258,7 +258,8 @@ class AGNNSpace(SearchSpace):
                 Decision(f"heads_{layer}", "heads", tuple(int(h) for h in heads)),
             ]
             if layer < self.max_layers - 1:
-                decisions.append(Decision(f"hidden_{layer}", "hidden", tuple(int(h) for h in hidden)))
+                widths = tuple(int(h) for h in hidden)
+                decisions.append(Decision(f"hidden_{layer}", "hidden", widths))
         super().__init__(decisions)
 
     def config(self) -> dict[str, Any]:

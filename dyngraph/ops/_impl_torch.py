@@ -11,6 +11,7 @@ from functools import partial
 import torch
 from torch import Tensor
 
+from dyngraph.errors import DataError
 from dyngraph.ops._common import broadcast_index, translate_index_errors
 from dyngraph.ops._sparse import SPARSE_DTYPES, SegmentSpMM
 from dyngraph.ops.backend import register_impl
@@ -37,6 +38,16 @@ def _counts(index: Tensor, src: Tensor, dim: int, dim_size: int) -> Tensor:
 
 
 def scatter(src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) -> Tensor:
+    if (
+        dim == 0
+        and index.dim() == 1
+        and src.numel() >= SMALL_WORK
+        and src.dtype in SPARSE_DTYPES
+        and reduce != "mul"
+    ):
+        ptr = _ptr_if_sorted(index, dim_size)
+        if ptr is not None:
+            return segment(src, ptr, reduce)
     shape = _out_shape(src, dim, dim_size)
     idx = broadcast_index(index, src, dim)
     with translate_index_errors("scatter", dim_size):
@@ -57,6 +68,24 @@ def scatter(src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) ->
             )
         # mul: empty groups give 1, as in PyG and torch-scatter.
         return src.new_ones(shape).scatter_reduce_(dim, idx, src, reduce="prod", include_self=True)
+
+
+def _ptr_if_sorted(index: Tensor, dim_size: int) -> Tensor | None:
+    """CSR pointers of a sorted index (then scatter == segment, and the segment kernel is ~2x
+    faster than scatter_add_ and has a cheap max/min backward), else None. Costs one compare
+    pass over the index, O(E) next to the O(E*F) reduction; messages in CSR order and PyG's
+    sorted edge_index hit this path."""
+    if not bool((index[1:] >= index[:-1]).all()):
+        return None
+    lo, hi = int(index[0]), int(index[-1])
+    if lo < 0 or hi >= dim_size:
+        raise DataError(
+            f"scatter: index values span [{lo}, {hi}], outside [0, dim_size={dim_size}); fix the "
+            f"index or pass a larger dim_size"
+        )
+    ptr = torch.zeros(dim_size + 1, dtype=torch.long, device=index.device)
+    torch.cumsum(torch.bincount(index, minlength=dim_size), 0, out=ptr[1:])
+    return ptr
 
 
 def segment_ids(ptr: Tensor, num_rows: int) -> Tensor:

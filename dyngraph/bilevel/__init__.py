@@ -1,0 +1,1 @@
+"""Bilevel road network design with a learned user-equilibrium surrogate."""

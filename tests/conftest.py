@@ -1,0 +1,16 @@
+"""Suite-wide settings.
+
+The suite runs under ``pytest -n 2`` on a 2-core machine: two workers each using torch's
+default intra-op pool oversubscribe the cores and make small ops 10-100x slower, so each
+worker runs torch single-threaded. (Throughput is measured in benchmarks/, not here.)
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
