@@ -72,6 +72,7 @@ def saved_bytes(config: str, A, W, Om, X) -> int:
 
 def one(config: str, n: int, e: int, d: int, repeats: int) -> dict:
     torch.set_num_threads(1)
+    step(config, *setup(200, 2000, d, seed=1))  # warm-up: one-time library allocations
     A, W, Om, X = setup(n, e, d)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     step(config, A, W, Om, X)

@@ -159,7 +159,7 @@ def test_edge_classification_sign_and_f1():
             progress=False,
         ),
     )
-    tr.fit(8)
+    tr.fit(20)
     res = tr.evaluate(tr.test_steps)
     assert res["minority_class"] == 0  # negative ratings are the minority
     embs = tr.embeddings(tr.test_steps)
@@ -167,7 +167,10 @@ def test_edge_classification_sign_and_f1():
     y = torch.cat([task.signs[t + 1] for t in embs])
     assert res["f1"] == pytest.approx(f1_score(y, p, pos_label=0))
     assert res["f1_macro"] == pytest.approx(f1_score(y, p, average="macro"))
-    assert res["f1"] > 0.6, res
+    # predicting "negative" everywhere gives F1 = 2p / (1 + p) on the minority class
+    share = float((y == 0).float().mean())
+    assert res["f1"] > 2 * share / (1 + share) + 0.05, res
+    assert res["f1_macro"] > 0.6, res
 
 
 def test_stream_mode_gcn_and_errors():

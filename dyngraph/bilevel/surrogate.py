@@ -36,22 +36,27 @@ class EdgeWeightedGINConv(MessagePassing):
         \mathbf{h}_i' = \mathrm{MLP}\Big((1 + \epsilon)\,\mathbf{h}_i
             + \sum_{j \to i} w_{ji} \odot \mathbf{h}_j\Big)
 
+    With ``bidirectional=True`` a second sum runs against link direction with its own
+    weights, :math:`\sum_{i \to k} w'_{ik} \odot \mathbf{h}_k`, and the MLP reads the
+    concatenation ``[(1 + eps) h_i, forward sum, backward sum]``.
+
     Args:
         in_channels: input node feature size.
         out_channels: output node feature size.
         hidden_channels: width of the two-layer MLP (default ``out_channels``).
         eps: initial :math:`\epsilon`.
         train_eps: learn :math:`\epsilon`.
-        flow: ``"source_to_target"`` (messages along links) or ``"target_to_source"``.
+        bidirectional: also aggregate against link direction.
     """
 
     def __init__(self, in_channels: int, out_channels: int, hidden_channels: int | None = None,
-                 eps: float = 0.0, train_eps: bool = True, flow: str = "source_to_target"
-                 ) -> None:
-        super().__init__(aggr="add", flow=flow)
+                 eps: float = 0.0, train_eps: bool = True, bidirectional: bool = False) -> None:
+        super().__init__(aggr="add")
         self.in_channels, self.out_channels = in_channels, out_channels
+        self.bidirectional = bidirectional
         hid = hidden_channels or out_channels
-        self.mlp = torch.nn.Sequential(torch.nn.Linear(in_channels, hid), torch.nn.ReLU(),
+        mult = 3 if bidirectional else 1
+        self.mlp = torch.nn.Sequential(torch.nn.Linear(mult * in_channels, hid), torch.nn.ReLU(),
                                        torch.nn.Linear(hid, out_channels))
         self.initial_eps = eps
         if train_eps:
@@ -66,20 +71,25 @@ class EdgeWeightedGINConv(MessagePassing):
                 m.reset_parameters()
         self.eps.data.fill_(self.initial_eps)
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
+                edge_weight_rev: Tensor | None = None) -> Tensor:
         """Args:
             x: ``(N, in_channels)`` node features.
             edge_index: ``(2, E)`` links ``tail -> head``.
             edge_weight: ``(E,)`` or ``(E, in_channels)`` message scales (1 when None).
+            edge_weight_rev: the same for messages ``head -> tail`` (bidirectional only).
 
         Returns:
             ``(N, out_channels)``.
         """
-        if edge_weight is not None and edge_weight.shape[0] != edge_index.shape[1]:
-            raise ShapeError(f"edge_weight has {edge_weight.shape[0]} rows for "
-                             f"{edge_index.shape[1]} edges")
-        agg = self.propagate(edge_index, x=x, edge_weight=edge_weight)
-        return self.mlp((1.0 + self.eps) * x + agg)
+        for w in (edge_weight, edge_weight_rev):
+            if w is not None and w.shape[0] != edge_index.shape[1]:
+                raise ShapeError(f"edge weight has {w.shape[0]} rows for "
+                                 f"{edge_index.shape[1]} edges")
+        parts = [(1.0 + self.eps) * x, self.propagate(edge_index, x=x, edge_weight=edge_weight)]
+        if self.bidirectional:
+            parts.append(self.propagate(edge_index.flip(0), x=x, edge_weight=edge_weight_rev))
+        return self.mlp(torch.cat(parts, -1) if self.bidirectional else parts[0] + parts[1])
 
     def message(self, x_j: Tensor, edge_weight: Tensor | None) -> Tensor:
         if edge_weight is None:
@@ -88,7 +98,28 @@ class EdgeWeightedGINConv(MessagePassing):
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
-                f"flow={self.flow})")
+                f"bidirectional={self.bidirectional})")
+
+
+class _EdgeReadout(torch.nn.Module):
+    """``MLP([h_tail, h_head, e])`` computed as ``relu(A h_tail + B h_head + C e) -> 1``; the
+    first linear map is applied to nodes before gathering, which is ~3x cheaper than on the
+    concatenation per link."""
+
+    def __init__(self, hidden: int, edge_in: int) -> None:
+        super().__init__()
+        self.src = torch.nn.Linear(hidden, hidden)
+        self.dst = torch.nn.Linear(hidden, hidden, bias=False)
+        self.edge = torch.nn.Linear(edge_in, hidden, bias=False)
+        self.out = torch.nn.Linear(hidden, 1)
+
+    def reset_parameters(self) -> None:
+        for m in (self.src, self.dst, self.edge, self.out):
+            m.reset_parameters()
+
+    def forward(self, h: Tensor, src: Tensor, dst: Tensor, e: Tensor) -> Tensor:
+        z = self.src(h)[src] + self.dst(h)[dst] + self.edge(e)
+        return self.out(torch.relu(z)).squeeze(-1)
 
 
 class FlowGNN(torch.nn.Module):
@@ -99,7 +130,7 @@ class FlowGNN(torch.nn.Module):
         edge_in: edge feature size.
         hidden: hidden width.
         layers: number of message-passing layers.
-        bidirectional: a second GIN per layer passes messages against link direction.
+        bidirectional: messages also travel against link direction.
         channel_weights: edge weights per channel (``(E, hidden)``) instead of a scalar.
     """
 
@@ -107,49 +138,39 @@ class FlowGNN(torch.nn.Module):
                  bidirectional: bool = True, channel_weights: bool = True) -> None:
         super().__init__()
         self.hidden, self.num_layers, self.bidirectional = hidden, layers, bidirectional
-        wdim = hidden if channel_weights else 1
+        wdim = (hidden if channel_weights else 1) * (2 if bidirectional else 1)
         self.encode = torch.nn.Linear(node_in, hidden)
-        self.weight_fwd = torch.nn.ModuleList(torch.nn.Linear(edge_in, wdim) for _ in range(layers))
-        self.conv_fwd = torch.nn.ModuleList(EdgeWeightedGINConv(hidden, hidden)
-                                            for _ in range(layers))
-        if bidirectional:
-            self.weight_bwd = torch.nn.ModuleList(torch.nn.Linear(edge_in, wdim)
-                                                  for _ in range(layers))
-            self.conv_bwd = torch.nn.ModuleList(
-                EdgeWeightedGINConv(hidden, hidden, flow="target_to_source")
-                for _ in range(layers))
-            self.merge = torch.nn.ModuleList(torch.nn.Linear(2 * hidden, hidden)
-                                             for _ in range(layers))
-        self.readout = torch.nn.ModuleList(
-            torch.nn.Sequential(torch.nn.Linear(2 * hidden + edge_in, hidden), torch.nn.ReLU(),
-                                torch.nn.Linear(hidden, 1)) for _ in range(layers))
+        self.weight = torch.nn.ModuleList(torch.nn.Linear(edge_in, wdim) for _ in range(layers))
+        self.conv = torch.nn.ModuleList(EdgeWeightedGINConv(hidden, hidden,
+                                                            bidirectional=bidirectional)
+                                        for _ in range(layers))
+        self.readout = torch.nn.ModuleList(_EdgeReadout(hidden, edge_in) for _ in range(layers))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for m in self.modules():
-            if m is not self and hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+        self.encode.reset_parameters()
+        for m in (*self.weight, *self.conv, *self.readout):
+            m.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
         """Args:
             x: ``(N, node_in)``; edge_index: ``(2, E)``; edge_attr: ``(E, edge_in)``.
 
         Returns:
-            ``(E,)`` normalised link flows before de-normalisation (the caller applies ReLU
-            after scaling).
+            ``(E,)`` summed edge readouts (normalised flows; the caller de-normalises and
+            applies ReLU).
         """
         h = torch.relu(self.encode(x))
         src, dst = edge_index
         out = x.new_zeros(edge_index.shape[1])
         for k in range(self.num_layers):
-            w = torch.nn.functional.softplus(self.weight_fwd[k](edge_attr))
-            hf = self.conv_fwd[k](h, edge_index, w)
-            if self.bidirectional:
-                wb = torch.nn.functional.softplus(self.weight_bwd[k](edge_attr))
-                hb = self.conv_bwd[k](h, edge_index, wb)
-                hf = self.merge[k](torch.cat([hf, hb], dim=-1))
-            h = torch.relu(hf) + h  # residual keeps deep stacks trainable
-            out = out + self.readout[k](torch.cat([h[src], h[dst], edge_attr], -1)).squeeze(-1)
+            w = torch.nn.functional.softplus(self.weight[k](edge_attr))
+            wf, wb = w.chunk(2, dim=-1) if self.bidirectional else (w, None)
+            if wf.shape[-1] == 1:
+                wf = wf.squeeze(-1)
+                wb = wb.squeeze(-1) if wb is not None else None
+            h = torch.relu(self.conv[k](h, edge_index, wf, wb)) + h  # residual
+            out = out + self.readout[k](h, src, dst, edge_attr)
         return out
 
     def __repr__(self) -> str:

@@ -11,16 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-# this file's name shadows the nas_bench_graph package when run as a script
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+import torch
 
-import torch  # noqa: E402
-
-from dyngraph.nas import NasBenchGraphObjective, NasBenchGraphSpace, search  # noqa: E402
+from dyngraph.nas import NasBenchGraphObjective, NasBenchGraphSpace, search
 
 
 def main() -> None:
