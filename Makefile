@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/dyngraph demo
+	$(VENV)/bin/dyngraph linkpred --model tgn --dataset uci --report runs/demo/report.json
 
 test: $(STAMP)
 	$(PY) -m ruff check dyngraph tests examples benchmarks

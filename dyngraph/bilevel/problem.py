@@ -267,26 +267,35 @@ class NetworkDesignProblem:
             return (rng.random((n, self.num_vars)) < p).astype(np.int64)
         return rng.integers(-1, 2, (n, self.num_vars))
 
-    def evaluate_exact(self, designs, graph: RoutingGraph | None = None,
-                       chunk: int = 256, progress: bool = False) -> np.ndarray:
-        """Exact UE total travel time of designs (batched solves at :attr:`rgap`)."""
+    def solve_exact(self, designs, graph: RoutingGraph | None = None, chunk: int = 256,
+                    progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Exact UE of designs (batched solves at :attr:`rgap`): ``(TTT (P,), flows (P, E))``."""
         x = self.check_designs(designs)
         g = graph or RoutingGraph(self.network)
-        out = np.empty(len(x))
+        ttt = np.empty(len(x))
+        flows = np.empty((len(x), self.network.num_links))
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(x), desc="exact UE", unit="design")
-        for lo in range(0, len(x), chunk):
-            cap = self.capacities(x[lo:lo + chunk])
-            res = solve_ue_batch(self.network, capacity=cap, demand=self.network.demand,
-                                 rgap=self.rgap, graph=g,
-                                 on_done=bar.update if bar is not None else None)
-            out[lo:lo + chunk] = res.total_travel_time
-        if bar is not None:
-            bar.close()
-        return out
+        try:
+            for lo in range(0, len(x), chunk):
+                cap = self.capacities(x[lo:lo + chunk])
+                res = solve_ue_batch(self.network, capacity=cap, demand=self.network.demand,
+                                     rgap=self.rgap, graph=g,
+                                     on_done=bar.update if bar is not None else None)
+                ttt[lo:lo + chunk] = res.total_travel_time
+                flows[lo:lo + chunk] = res.flows
+        finally:
+            if bar is not None:
+                bar.close()
+        return ttt, flows
+
+    def evaluate_exact(self, designs, graph: RoutingGraph | None = None, chunk: int = 256,
+                       progress: bool = False) -> np.ndarray:
+        """Exact UE total travel time ``(P,)`` of designs."""
+        return self.solve_exact(designs, graph, chunk, progress)[0]
 
     def describe(self, design) -> list[str]:
         """Human-readable decisions (TNTP node ids) of one design."""

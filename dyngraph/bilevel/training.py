@@ -183,7 +183,7 @@ def train_surrogate(
                 torch.nn.utils.clip_grad_norm_(surrogate.model.parameters(), 5.0)
                 opt.step()
                 sched.step()
-                tot += float(loss) * len(idx)
+                tot += float(loss.detach()) * len(idx)
             hist.epoch.append(ep + 1)
             hist.train_loss.append(tot / len(train))
             hist.seconds.append(time.perf_counter() - t0)

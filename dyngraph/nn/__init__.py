@@ -1,1 +1,47 @@
-"""Neural network layers: evolving GCNs, memory-based dynamic GNNs, implicit layers."""
+"""Neural network layers: evolving GCNs, memory-based dynamic GNNs, implicit layers, convs."""
+
+from dyngraph.nn.conv import ATTENTIONS, EdgeAttention, GeneralAttentionConv, register_attention
+from dyngraph.nn.evolve import (
+    EvolveGCN,
+    EvolveGCNH,
+    EvolveGCNO,
+    MatGRUCell,
+    MatLSTMCell,
+    detach_state,
+    summarize,
+)
+from dyngraph.nn.implicit import CGS, IGNN
+from dyngraph.nn.memory import (
+    APAN,
+    JODIE,
+    TGN,
+    DyRep,
+    LinkDecoder,
+    MemoryModel,
+    TimeEncoder,
+    build_memory_model,
+)
+
+__all__ = [
+    "GeneralAttentionConv",
+    "EdgeAttention",
+    "register_attention",
+    "ATTENTIONS",
+    "EvolveGCN",
+    "EvolveGCNO",
+    "EvolveGCNH",
+    "MatGRUCell",
+    "MatLSTMCell",
+    "summarize",
+    "detach_state",
+    "CGS",
+    "IGNN",
+    "MemoryModel",
+    "TGN",
+    "JODIE",
+    "DyRep",
+    "APAN",
+    "TimeEncoder",
+    "LinkDecoder",
+    "build_memory_model",
+]

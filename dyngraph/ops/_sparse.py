@@ -161,41 +161,51 @@ class SpMMArg(Function):
 
 
 # ------------------------------------------------------------------------------ segments (ptr)
+def segment_raw(
+    src: Tensor, ptr: Tensor, reduce: str, with_arg: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """Segment reduce of a contiguous ``src [E, F]`` over ``ptr`` with the spmm_reduce kernel
+    (rows = segments, columns = the E input rows, unit values). With ``with_arg`` (max/min),
+    also the winning row of every output entry (``E`` for empty segments)."""
+    num_rows = src.size(0)
+    use32 = num_rows <= 2**31 - 1
+    kptr = ptr.int() if use32 else ptr
+    kcol = arange(num_rows, src.device)
+    kcol = kcol.int() if use32 else kcol
+    shape = (ptr.numel() - 1, num_rows)
+    vals = ones(num_rows, src.dtype, src.device)
+    op = {"max": "amax", "min": "amin"}.get(reduce, reduce)
+    if with_arg:
+        return _spmm_arg_raw(kptr, kcol, vals, src, shape, op)
+    return _spmm_raw(kptr, kcol, vals, src, shape, op), None
+
+
+def scatter_from_arg(grad_out: Tensor, arg: Tensor, num_rows: int) -> Tensor:
+    """Adjoint of picking rows ``arg`` (``num_rows`` = nothing picked): route each output
+    gradient to its winning input row."""
+    grad = grad_out.new_zeros((num_rows + 1, grad_out.size(1)))
+    grad.scatter_(0, arg, grad_out)  # empty groups write to the pad row
+    return grad[:num_rows]
+
+
 class SegmentSpMM(Function):
-    """Segment reduction of ``src [E, F]`` over CSR pointers via the spmm_reduce kernel
-    (rows = segments, columns = the E input rows, unit values)."""
+    """Differentiable :func:`segment_raw`."""
 
     @staticmethod
     def forward(ctx, src: Tensor, ptr: Tensor, reduce: str) -> Tensor:  # type: ignore[override]
-        num_rows = src.size(0)
-        use32 = num_rows <= 2**31 - 1
-        kptr = ptr.int() if use32 else ptr
-        kcol = arange(num_rows, src.device)
-        kcol = kcol.int() if use32 else kcol
-        shape = (ptr.numel() - 1, num_rows)
-        vals = ones(num_rows, src.dtype, src.device)
         src = src.contiguous()
         ctx.reduce = reduce
-        ctx.num_rows = num_rows
-        if reduce in ("max", "min"):
-            op = "amax" if reduce == "max" else "amin"
-            if ctx.needs_input_grad[0]:
-                out, arg = _spmm_arg_raw(kptr, kcol, vals, src, shape, op)
-                ctx.save_for_backward(arg)
-            else:
-                out = _spmm_raw(kptr, kcol, vals, src, shape, op)
-        else:
-            out = _spmm_raw(kptr, kcol, vals, src, shape, reduce)
-            ctx.save_for_backward(ptr)
+        ctx.num_rows = src.size(0)
+        with_arg = reduce in ("max", "min") and ctx.needs_input_grad[0]
+        out, arg = segment_raw(src, ptr, reduce, with_arg)
+        ctx.save_for_backward(arg if with_arg else ptr)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         if ctx.reduce in ("max", "min"):
             (arg,) = ctx.saved_tensors
-            grad = grad_out.new_zeros((ctx.num_rows + 1, grad_out.size(1)))
-            grad = grad.scatter(0, arg, grad_out)  # empty segments write to the pad row
-            return grad[: ctx.num_rows], None, None
+            return scatter_from_arg(grad_out, arg, ctx.num_rows), None, None
         (ptr,) = ctx.saved_tensors
         counts = ptr.diff()
         seg = torch.repeat_interleave(

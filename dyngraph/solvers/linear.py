@@ -177,19 +177,32 @@ def cg(
     return X, finish(rep, raise_on_failure)
 
 
-def _dense_solve(A: SparseMatrix, B: Tensor, gamma: float, transpose: bool = False) -> Tensor:
-    M = torch.eye(A.num_nodes, dtype=B.dtype) - gamma * A.to_dense().to(B.dtype)
-    return torch.linalg.solve(M.T if transpose else M, B)
+class _Factor:
+    """LU factorisation of I − γA (dense LAPACK or SuperLU), reusable for Aᵀ systems."""
+
+    def __init__(self, A: SparseMatrix, gamma: float, method: str, dtype: torch.dtype) -> None:
+        self.method, self.dtype = method, dtype
+        if method == "dense":
+            M = torch.eye(A.num_nodes, dtype=dtype) - gamma * A.to_dense().to(dtype)
+            self.lu = torch.linalg.lu_factor(M)
+        else:
+            self.lu = _splu(A, gamma)
+
+    def solve(self, B: Tensor, transpose: bool = False) -> Tensor:
+        if self.method == "dense":
+            return torch.linalg.lu_solve(*self.lu, B, adjoint=transpose)
+        X = self.lu.solve(B.detach().numpy().astype(np.float64), trans="T" if transpose else "N")
+        return torch.from_numpy(X).to(self.dtype)
 
 
-def _splu(A: SparseMatrix, gamma: float) -> Any:
-    M = (sp.identity(A.num_nodes, format="csc") - gamma * A.to_scipy()).tocsc()
-    try:
-        return spla.splu(M)
-    except RuntimeError as exc:  # singular factor
-        raise ConvergenceError(
-            f"splu: I − γA is singular ({exc}); the fixed point is not unique. Use γ < 1/ρ(A)."
-        ) from exc
+def _resolve(method: str, n: int) -> str:
+    if method not in LINEAR_METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {LINEAR_METHODS}.")
+    if method == "auto":
+        method = "direct" if n <= AUTO_DIRECT_LIMIT else "gmres"
+    if method == "direct":
+        method = "dense" if n <= DENSE_LIMIT else "splu"
+    return method
 
 
 def solve_linear(
@@ -205,6 +218,9 @@ def solve_linear(
     max_iter: int = 1000,
     x0: Tensor | None = None,
     raise_on_failure: bool = True,
+    _factor: _Factor | None = None,
+    _transpose: bool = False,
+    _factor_out: list | None = None,
     **solver_kwargs: Any,
 ) -> tuple[Tensor, SolverReport]:
     """Solve H = γ·A·H + B, A[i, j] = edge_weight[e] for each edge e = (j → i).
@@ -239,22 +255,16 @@ def solve_linear(
     gamma = float(gamma)
     if not math.isfinite(gamma):
         raise ConfigError(f"gamma must be finite, got {gamma}.")
-    if method not in LINEAR_METHODS:
-        raise ConfigError(f"unknown method {method!r}; choose one of {LINEAR_METHODS}.")
-    if method == "auto":
-        method = "direct" if n <= AUTO_DIRECT_LIMIT else "gmres"
-    if method == "direct":
-        method = "dense" if n <= DENSE_LIMIT else "splu"
+    method = _resolve(method, n)
     if not bool(B.any()):  # B = 0 ⇒ H = 0 whenever the solution is unique
         rep = SolverReport(solver=method, converged=True, residual=0.0, residual_history=[0.0])
         return torch.zeros(shape, dtype=B.dtype), finish(rep, raise_on_failure)
     if method in ("dense", "splu"):
+        factor = _factor if _factor is not None else _Factor(A, gamma, method, B.dtype)
         with torch.no_grad():
-            if method == "dense":
-                H = _dense_solve(A, B, gamma)
-            else:
-                lu = _splu(A, gamma)
-                H = torch.from_numpy(lu.solve(B.numpy().astype(np.float64))).to(B.dtype)
+            H = factor.solve(B, transpose=_transpose)
+        if _transpose:
+            A = A.transpose()
         res = float(_residual(A, gamma, H, B).norm())
         rep = SolverReport(solver=method, converged=bool(math.isfinite(res)), iterations=1,
                            residual=res, tol=float(tol + rtol * B.norm()),
@@ -262,6 +272,8 @@ def solve_linear(
         if not rep.converged:
             rep.message = f"{method}: the direct solve returned non-finite values (singular?)."
         finish(rep, raise_on_failure)
+        if _factor_out is not None:
+            _factor_out.append(factor)
         return H.reshape(shape), rep
     common = dict(tol=tol, rtol=rtol, max_iter=max_iter, raise_on_failure=raise_on_failure)
     with torch.no_grad():
@@ -286,8 +298,10 @@ class _LinearFixedPoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, edge_weight, b, gamma, edge_index, num_nodes, cfg, out_report):
         A = SparseMatrix(edge_index, edge_weight.detach(), num_nodes)
-        H, rep = solve_linear(A, None, b.detach(), float(gamma), **cfg)
+        factors: list = []
+        H, rep = solve_linear(A, None, b.detach(), float(gamma), _factor_out=factors, **cfg)
         out_report.append(rep)
+        ctx.factor = factors[0] if factors else None  # direct solves: reuse LU for Aᵀ
         ctx.save_for_backward(edge_weight, H, gamma)
         ctx.edge_index, ctx.num_nodes, ctx.cfg = edge_index, num_nodes, cfg
         return H
@@ -298,8 +312,13 @@ class _LinearFixedPoint(torch.autograd.Function):
         ei, n = ctx.edge_index, ctx.num_nodes
         g = float(gamma)
         # Adjoint: (I − γA)ᵀ G = ∂L/∂H  ⇔  G = γ Aᵀ G + ∂L/∂H  (same solver, transposed graph).
-        AT = SparseMatrix(ei.flip(0), edge_weight.detach(), n)
-        G, _ = solve_linear(AT, None, grad_h.contiguous(), g, **ctx.cfg)
+        if ctx.factor is not None:
+            A = SparseMatrix(ei, edge_weight.detach(), n)
+            G, _ = solve_linear(A, None, grad_h.contiguous(), g, _factor=ctx.factor,
+                                _transpose=True, **ctx.cfg)
+        else:
+            AT = SparseMatrix(ei.flip(0), edge_weight.detach(), n)
+            G, _ = solve_linear(AT, None, grad_h.contiguous(), g, **ctx.cfg)
         Gm, Hm = G.reshape(n, -1), H.reshape(n, -1)
         grad_w = grad_gamma = None
         if ctx.needs_input_grad[0]:

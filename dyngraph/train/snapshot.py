@@ -198,43 +198,52 @@ class SnapshotEncoder(nn.Module):
 
 
 class PairClassifier(nn.Module):
-    """MLP on ``[h_u || h_v]`` with two output classes (the authors' classifier).
+    """MLP on ``[h_u || h_v]`` with two output classes (the authors' classifier); with
+    ``product=True`` the input also holds ``h_u * h_v`` (a common link-prediction decoder that
+    lets the MLP see embedding similarity directly).
 
     ``score(h, src, dst)`` gives the logit margin (class 1 minus class 0), the ranking score.
-    ``score_rows(h, rows)`` scores ``rows x all nodes`` without building ``[h_u || h_v]``:
-    the first layer splits into a source and a destination part.
+    ``score_rows(parts, rows)`` scores ``rows x all nodes`` without materialising the pair
+    inputs: the first layer splits into a source, a destination and a product part.
     """
 
-    def __init__(self, in_channels: int, hidden: int = 100) -> None:
+    def __init__(self, in_channels: int, hidden: int = 100, product: bool = False) -> None:
         super().__init__()
-        self.lin1 = nn.Linear(2 * in_channels, hidden)
+        self.product = product
+        self.lin1 = nn.Linear((3 if product else 2) * in_channels, hidden)
         self.lin2 = nn.Linear(hidden, 2)
         self.in_channels = in_channels
-
-    def forward(self, h: Tensor, src: Tensor, dst: Tensor) -> Tensor:
-        """2-class logits ``[M, 2]`` for the pairs ``(src, dst)``."""
-        a, b = self._project(h)
-        return self.lin2(F.relu(a[src] + b[dst]))
 
     def _project(self, h: Tensor) -> tuple[Tensor, Tensor]:
         # lin1([h_u || h_v]) = (h W_a^T + bias)[u] + (h W_b^T)[v]: project nodes, then gather
         c = self.in_channels
         a = F.linear(h, self.lin1.weight[:, :c], self.lin1.bias)
-        return a, F.linear(h, self.lin1.weight[:, c:])
+        return a, F.linear(h, self.lin1.weight[:, c : 2 * c])
+
+    def forward(self, h: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+        """2-class logits ``[M, 2]`` for the pairs ``(src, dst)``."""
+        a, b = self._project(h)
+        z = a[src] + b[dst]
+        if self.product:
+            z = z + F.linear(h[src] * h[dst], self.lin1.weight[:, 2 * self.in_channels :])
+        return self.lin2(F.relu(z))
 
     def score(self, h: Tensor, src: Tensor, dst: Tensor) -> Tensor:
         out = self(h, src, dst)
         return out[:, 1] - out[:, 0]
 
-    def split_weights(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def split_weights(self, h: Tensor) -> tuple:
         a, b = self._project(h)
         v = self.lin2.weight[1] - self.lin2.weight[0]
-        return a, b, v, self.lin2.bias[1] - self.lin2.bias[0]
+        wc = self.lin1.weight[:, 2 * self.in_channels :] if self.product else None
+        return a, b, v, self.lin2.bias[1] - self.lin2.bias[0], h, wc
 
     def score_rows(self, parts, rows: Tensor) -> Tensor:
-        a, b, v, c = parts
-        hid = torch.relu_(a[rows].unsqueeze(1) + b.unsqueeze(0))  # [R, N, hidden]
-        return hid @ v + c
+        a, b, v, c, h, wc = parts
+        hid = a[rows].unsqueeze(1) + b.unsqueeze(0)  # [R, N, hidden]
+        if wc is not None:
+            hid = hid + (h[rows].unsqueeze(1) * h.unsqueeze(0)) @ wc.t()
+        return torch.relu_(hid) @ v + c
 
 
 # --------------------------------------------------------------------------- metrics
@@ -326,6 +335,7 @@ class TrainConfig:
     task: str = "linkpred"
     hidden: int = 100
     cls_hidden: int = 100
+    cls_product: bool = False
     num_layers: int = 2
     cell: str = "gru"
     history: int = 10
@@ -362,7 +372,7 @@ class SnapshotTrainer:
         self.encoder = SnapshotEncoder(
             cfg.model, task.num_features, cfg.hidden, cfg.num_layers, cfg.cell
         )
-        self.classifier = PairClassifier(cfg.hidden, cfg.cls_hidden)
+        self.classifier = PairClassifier(cfg.hidden, cfg.cls_hidden, cfg.cls_product)
         self.opt = torch.optim.Adam(
             [*self.encoder.parameters(), *self.classifier.parameters()], lr=cfg.lr
         )
@@ -637,6 +647,8 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
     ``progress``. Returns the report dictionary.
     """
     g = lambda k, d=None: getattr(args, k, None) if getattr(args, k, None) is not None else d  # noqa: E731
+    if g("threads"):
+        torch.set_num_threads(int(g("threads")))
     dataset = g("dataset", "uci")
     stream, key = _resolve_dataset(dataset)
     name = key or getattr(stream, "name", "") or str(dataset)
@@ -663,6 +675,9 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
         eval_every=g("eval_every", 1),
         checkpoint=g("checkpoint"),
         progress=g("progress", True),
+        neg_train=g("neg_train", 50),
+        cls_hidden=g("cls_hidden", 100),
+        cls_product=bool(g("cls_product", False)),
     )
     trainer = SnapshotTrainer(task, cfg)
     t1 = time.perf_counter()
@@ -684,6 +699,8 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
         "seed": cfg.seed,
         "hidden": cfg.hidden,
         "lr": cfg.lr,
+        "neg_train": cfg.neg_train,
+        "cls_product": cfg.cls_product,
         "split": {
             k: [r.start, r.stop]
             for k, r in (
@@ -709,7 +726,8 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
     for k in ("map", "mrr", "f1", "f1_macro"):
         if k in test:
             result[k] = test[k]
-    if key and cfg.task == "linkpred" and cfg.model in PAPER_RESULTS:
+    paper_steps = key is not None and task.window == PAPER_WINDOWS[key]
+    if paper_steps and cfg.task == "linkpred" and cfg.model in PAPER_RESULTS:
         result["paper"] = dict(zip(("map", "mrr"), PAPER_RESULTS[cfg.model].get(key, ())))
     if g("report"):
         Path(g("report")).parent.mkdir(parents=True, exist_ok=True)

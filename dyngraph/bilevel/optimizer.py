@@ -1,0 +1,324 @@
+"""SurrogateOptimizer: the public surrogate-optimisation API for network design.
+
+A genetic algorithm proposes designs, a :class:`~dyngraph.bilevel.Surrogate` scores whole
+populations at once, and exact UE solves re-score the best designs at the end
+(:meth:`SurrogateOptimizer.recommend`, as in Madadi & Correia 2024). Going beyond the paper,
+``refresh`` re-solves the few most promising unsolved designs exactly every few generations,
+uses their exact values in the search from then on, and fine-tunes the surrogate on them
+(with a replay sample of its training scenarios so it does not forget the rest of the space).
+
+Budgets cap wall time, surrogate evaluations (designs scored) and exact UE solves; the loop
+(:meth:`run`) stops at the first one reached. :meth:`ask` / :meth:`tell` expose single
+generations for callers that evaluate designs themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dyngraph.bilevel.data import ScenarioSet
+from dyngraph.bilevel.ga import GeneticAlgorithm
+from dyngraph.bilevel.problem import NetworkDesignProblem
+from dyngraph.bilevel.surrogate import Surrogate
+from dyngraph.bilevel.training import TrainConfig, train_surrogate
+from dyngraph.errors import ConfigError
+from dyngraph.traffic import RoutingGraph
+
+__all__ = ["SearchBudget", "RefreshConfig", "Recommendations", "SurrogateOptimizer"]
+
+
+@dataclass
+class SearchBudget:
+    """Limits of a search; ``None`` means unlimited (at least one must be set for
+    :meth:`SurrogateOptimizer.run`).
+
+    Args:
+        wall_time: seconds.
+        surrogate_calls: designs scored by the surrogate.
+        exact_calls: exact UE solves (refresh and verification).
+        generations: GA generations.
+    """
+
+    wall_time: float | None = None
+    surrogate_calls: int | None = None
+    exact_calls: int | None = None
+    generations: int | None = None
+
+
+@dataclass
+class RefreshConfig:
+    """Surrogate refresh during the search.
+
+    Args:
+        every: refresh after this many generations.
+        top_k: designs solved exactly per refresh (the best unsolved by current fitness).
+        epochs: fine-tuning passes over (new exact solves + replay).
+        lr: fine-tuning learning rate.
+        replay: training scenarios mixed in while fine-tuning (``None``: none).
+        replay_size: replay scenarios drawn per refresh.
+        design_weight: how many times each exactly-solved design is repeated in the
+            fine-tuning set (they are the points the search cares about).
+    """
+
+    every: int = 10
+    top_k: int = 8
+    epochs: int = 20
+    lr: float = 3e-4
+    replay: ScenarioSet | None = None
+    replay_size: int = 128
+    design_weight: int = 4
+
+
+@dataclass
+class Recommendations:
+    """Best designs, best first (by exact fitness when verified, else surrogate)."""
+
+    designs: np.ndarray  # (k, D)
+    surrogate_ttt: np.ndarray  # (k,)
+    exact_ttt: np.ndarray  # (k,) NaN when not verified
+    cost: np.ndarray  # (k,)
+    feasible: np.ndarray  # (k,) bool
+    descriptions: list[list[str]] = field(repr=False)
+
+    @property
+    def best(self) -> np.ndarray:
+        return self.designs[0]
+
+    def __len__(self) -> int:
+        return int(self.designs.shape[0])
+
+    def table(self, n: int | None = None) -> str:
+        rows = ["rank  surrogate TTT      exact TTT   error%       cost  feasible  design"]
+        for i in range(min(n or len(self), len(self))):
+            e = self.exact_ttt[i]
+            err = 100 * (self.surrogate_ttt[i] - e) / e if np.isfinite(e) else np.nan
+            rows.append(f"{i + 1:>4} {self.surrogate_ttt[i]:>14,.0f} {e:>14,.0f} {err:>8.2f} "
+                        f"{self.cost[i]:>10.4g} {bool(self.feasible[i])!s:>9}  "
+                        f"{'; '.join(self.descriptions[i]) or 'do nothing'}")
+        return "\n".join(rows)
+
+
+class SurrogateOptimizer:
+    """Surrogate-assisted search for the best design of a :class:`NetworkDesignProblem`.
+
+    Args:
+        problem: the design problem.
+        surrogate: a trained surrogate of the problem's network (checked by fingerprint).
+        budget: limits of :meth:`run`.
+        refresh: ``None``/``False`` (paper: verify only at the end), ``True`` (defaults) or
+            a :class:`RefreshConfig`.
+        population, elite_ratio, parents_ratio, mutation_rate: GA settings (paper defaults).
+        seed: GA seed.
+        graph: a :class:`~dyngraph.traffic.RoutingGraph` reused by every exact solve.
+    """
+
+    def __init__(self, problem: NetworkDesignProblem, surrogate: Surrogate,
+                 budget: SearchBudget | None = None,
+                 refresh: RefreshConfig | bool | None = None, population: int = 128,
+                 elite_ratio: float = 0.3, parents_ratio: float = 0.4,
+                 mutation_rate: float = 0.05, seed: int = 0,
+                 graph: RoutingGraph | None = None) -> None:
+        surrogate.check_network(problem.network)
+        self.problem, self.surrogate = problem, surrogate
+        self.budget = budget or SearchBudget(generations=100)
+        self.refresh = RefreshConfig() if refresh is True else (refresh or None)
+        self.ga = GeneticAlgorithm(problem.num_vars, problem.levels, population=population,
+                                   elite_ratio=elite_ratio, parents_ratio=parents_ratio,
+                                   mutation_rate=mutation_rate,
+                                   init_sampler=problem.random_designs, seed=seed)
+        self.graph = graph
+        self.surrogate_calls = 0
+        self.exact_calls = 0
+        self.refreshes = 0
+        self._sur: dict[bytes, float] = {}  # surrogate TTT (latest model) per design
+        self._exact: dict[bytes, float] = {}  # exact TTT per design
+        self._exact_flows: dict[bytes, np.ndarray] = {}
+        self._t0: float | None = None
+        self._elapsed = 0.0
+        #: (seconds, surrogate calls, exact calls, best fitness in the search)
+        self.history: list[tuple[float, int, int, float]] = []
+
+    # ------------------------------------------------------------------ evaluation
+    def _key(self, row: np.ndarray) -> bytes:
+        return np.asarray(row, dtype=np.int64).tobytes()
+
+    def surrogate_ttt(self, designs) -> np.ndarray:
+        """Surrogate TTT of designs, one batched call (counted)."""
+        x = self.problem.check_designs(designs)
+        ttt = self.surrogate.predict_ttt(self.problem.capacities(x), self.problem.network.demand)
+        self.surrogate_calls += len(x)
+        for r, v in zip(x, ttt):
+            self._sur[self._key(r)] = float(v)
+        return ttt
+
+    def score(self, designs) -> np.ndarray:
+        """Fitness used by the search: exact TTT where known, else the surrogate's, with the
+        problem's budget rule."""
+        x = self.problem.check_designs(designs)
+        ttt = self.surrogate_ttt(x)
+        for i, r in enumerate(x):
+            v = self._exact.get(self._key(r))
+            if v is not None:
+                ttt[i] = v
+        return self.problem.fitness(ttt, x)
+
+    def solve_exact(self, designs) -> np.ndarray:
+        """Exact TTT of designs (cached; new solves are batched and counted)."""
+        x = self.problem.check_designs(designs)
+        new = [i for i, r in enumerate(x) if self._key(r) not in self._exact]
+        if new:
+            if self.graph is None:
+                self.graph = RoutingGraph(self.problem.network)
+            ttt, flows = self.problem.solve_exact(x[new], graph=self.graph)
+            self.exact_calls += len(new)
+            for i, v, f in zip(new, ttt, flows):
+                self._exact[self._key(x[i])] = float(v)
+                self._exact_flows[self._key(x[i])] = f
+        return np.array([self._exact[self._key(r)] for r in x])
+
+    # ------------------------------------------------------------------ ask / tell
+    def ask(self) -> np.ndarray:
+        """Designs of the next generation, ``(P, D)``; evaluate them and :meth:`tell`."""
+        self._start()
+        return self.ga.ask()
+
+    def tell(self, designs, fitness) -> None:
+        """Report the fitness (lower is better) of the designs from :meth:`ask`."""
+        self.ga.tell(np.asarray(designs), np.asarray(fitness, dtype=np.float64))
+        self._tick()
+
+    def step(self) -> float:
+        """One generation scored by the surrogate (plus a refresh when due); returns the
+        best fitness so far."""
+        x = self.ask()
+        self.tell(x, self.score(x))
+        if self.refresh is not None and self.ga.generation % self.refresh.every == 0:
+            self.refresh_now()
+        return self.ga.best_fitness
+
+    def _start(self) -> None:
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
+
+    def _tick(self) -> None:
+        self._elapsed = time.perf_counter() - self._t0
+        self.history.append((self._elapsed, self.surrogate_calls, self.exact_calls,
+                             self.ga.best_fitness))
+
+    @property
+    def elapsed(self) -> float:
+        return 0.0 if self._t0 is None else time.perf_counter() - self._t0
+
+    def exhausted(self) -> bool:
+        """True when any budget limit is reached."""
+        b = self.budget
+        return bool((b.wall_time is not None and self.elapsed >= b.wall_time)
+                    or (b.surrogate_calls is not None and self.surrogate_calls >= b.surrogate_calls)
+                    or (b.exact_calls is not None and self.exact_calls >= b.exact_calls)
+                    or (b.generations is not None and self.ga.generation >= b.generations))
+
+    def run(self, progress: bool = False) -> SurrogateOptimizer:
+        """Run generations until the budget is exhausted."""
+        b = self.budget
+        if all(v is None for v in (b.wall_time, b.surrogate_calls, b.exact_calls,
+                                   b.generations)):
+            raise ConfigError("SearchBudget has no limit; set wall_time, surrogate_calls, "
+                              "exact_calls or generations")
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=b.generations, desc="GA", unit="gen")
+        try:
+            while not self.exhausted():
+                best = self.step()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(best=f"{best:,.0f}", exact=self.exact_calls)
+        finally:
+            if bar is not None:
+                bar.close()
+        return self
+
+    # ------------------------------------------------------------------ refresh
+    def refresh_now(self) -> int:
+        """Solve the best unsolved designs exactly, fine-tune the surrogate on them and
+        re-score the population. Returns the number of new exact solves."""
+        cfg = self.refresh or RefreshConfig()
+        k = cfg.top_k
+        if self.budget.exact_calls is not None:
+            k = min(k, self.budget.exact_calls - self.exact_calls)
+        if k <= 0:
+            return 0
+        pop = self.ga.population
+        feas = self.problem.feasible(pop)
+        pick = [r for r, ok in zip(pop, feas) if ok and self._key(r) not in self._exact][:k]
+        if not pick:
+            return 0
+        x = np.asarray(pick)
+        self.solve_exact(x)
+        self._finetune(cfg)
+        self.refreshes += 1
+        self.ga.update_fitness(self.score(self.ga.population))
+        return len(pick)
+
+    def _finetune(self, cfg: RefreshConfig) -> None:
+        keys = list(self._exact_flows)
+        x = np.asarray([np.frombuffer(kk, dtype=np.int64) for kk in keys])
+        cap = self.problem.capacities(x)
+        flows = np.asarray([self._exact_flows[kk] for kk in keys])
+        ttt = np.asarray([self._exact[kk] for kk in keys])
+        dem = np.broadcast_to(self.problem.network.demand.astype(np.float32),
+                              (len(keys), *self.problem.network.demand.shape))
+        rep = max(1, cfg.design_weight)
+        sets = [ScenarioSet(np.repeat(cap, rep, 0), np.repeat(dem, rep, 0),
+                            np.repeat(flows, rep, 0), np.repeat(ttt, rep, 0),
+                            self.surrogate.fingerprint)]
+        if cfg.replay is not None and len(cfg.replay):
+            rng = np.random.default_rng(self.refreshes)
+            sets.append(cfg.replay.subset(rng.choice(len(cfg.replay),
+                                                     min(cfg.replay_size, len(cfg.replay)),
+                                                     replace=False)))
+        data = ScenarioSet.concat(sets)
+        train_surrogate(self.surrogate, data, None,
+                        TrainConfig(epochs=cfg.epochs, batch_size=32, lr=cfg.lr,
+                                    seed=self.refreshes),
+                        progress=False, set_stats=False)
+        self._sur.clear()  # the model changed: old surrogate values are stale
+
+    # ------------------------------------------------------------------ results
+    def recommend(self, top_k: int = 20, verify: bool = True) -> Recommendations:
+        """The ``top_k`` best distinct designs seen (by current surrogate fitness, exactly
+        solved ones included), re-scored exactly when ``verify`` (batched, cached, counted;
+        not limited by the search budget) and sorted by exact fitness."""
+        if self.ga.population is None:
+            raise ConfigError("nothing searched yet; call run() or ask()/tell() first")
+        pool = {self._key(r): r for r in self.ga.population}
+        for kk in self._exact:
+            pool.setdefault(kk, np.frombuffer(kk, dtype=np.int64))
+        for kk in self._sur:
+            pool.setdefault(kk, np.frombuffer(kk, dtype=np.int64))
+        x = np.asarray(list(pool.values()), dtype=np.int64)
+        # re-score every pooled design with the current model (one batched call, uncounted:
+        # the search is over) so old and new surrogate values are comparable
+        sur = self.surrogate.predict_ttt(self.problem.capacities(x),
+                                         self.problem.network.demand)
+        known = np.array([self._exact.get(self._key(r), np.nan) for r in x])
+        rank_ttt = np.where(np.isfinite(known), known, sur)
+        order = np.argsort(self.problem.fitness(rank_ttt, x), kind="stable")[:top_k]
+        x, sur = x[order], sur[order]
+        exact = self.solve_exact(x) if verify else known[order]
+        fit = self.problem.fitness(np.where(np.isfinite(exact), exact, sur), x)
+        o = np.argsort(fit, kind="stable")
+        x, sur, exact = x[o], sur[o], exact[o]
+        return Recommendations(designs=x, surrogate_ttt=sur, exact_ttt=exact,
+                               cost=self.problem.cost(x), feasible=self.problem.feasible(x),
+                               descriptions=[self.problem.describe(r) for r in x])
+
+    def __repr__(self) -> str:
+        return (f"SurrogateOptimizer({self.problem!r}, generations={self.ga.generation}, "
+                f"surrogate_calls={self.surrogate_calls}, exact_calls={self.exact_calls}, "
+                f"refresh={'on' if self.refresh else 'off'})")
