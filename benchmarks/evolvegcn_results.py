@@ -76,7 +76,11 @@ def print_tables(out: Path) -> None:
             continue
         datasets = sorted({r["dataset"] for r in sel})
         metrics = ("map", "mrr") if task == "linkpred" else ("f1", "f1_macro")
-        print(f"\n### {task} ({sel[0]['mode']} mode, history {sel[0]['history']})\n")
+        print(
+            f"\n### {task} ({sel[0]['mode']} mode, history {sel[0]['history']}, "
+            f"product decoder {sel[0].get('cls_product')}, "
+            f"neg x{sel[0].get('neg_train')})\n"
+        )
         head = ["model"] + [f"{d} {m.upper()}" for d in datasets for m in metrics]
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
@@ -133,6 +137,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--hidden", type=int, default=100)
     p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--concat-classifier",
+        dest="cls_product",
+        action="store_false",
+        help="the authors' MLP on [h_u || h_v] only (default adds h_u * h_v)",
+    )
     p.add_argument("--progress", action="store_true")
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args(argv)

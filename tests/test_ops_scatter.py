@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 import torch_geometric.utils as pyg_utils
-from _ops_ref import BACKENDS, assert_close, forced_path, ref_scatter, src_and_index, use
-from hypothesis import given, settings
+from _ops_ref import (
+    BACKENDS,
+    SIZE_PATHS,
+    assert_close,
+    forced_path,
+    ref_scatter,
+    src_and_index,
+    use,
+)
+from hypothesis import HealthCheck, given, settings
 from torch_geometric.utils._scatter import scatter_argmax as pyg_scatter_argmax
 
 from dyngraph.errors import ConfigError, DataError, ShapeError
@@ -80,10 +88,18 @@ def test_scatter_gradcheck(backend, reduce):
             assert torch.autograd.gradgradcheck(lambda s: scatter(s, index, 0, 6, reduce), (src,))
 
 
+@pytest.fixture(params=SIZE_PATHS)
+def size_path(request, monkeypatch):
+    with forced_path(monkeypatch, request.param):
+        yield request.param
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-@SETTINGS
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(case=src_and_index(allow_nd=False))
-def test_argmax_argmin_reference(backend, case):
+def test_argmax_argmin_reference(backend, case, size_path):
     src, index, _, dim_size = case
     with use(backend):
         amax = scatter_argmax(src, index, dim_size)
@@ -100,7 +116,7 @@ def test_argmax_argmin_reference(backend, case):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_argmax_multi_column_and_pyg(backend):
+def test_argmax_multi_column_and_pyg(backend, size_path):
     g = torch.Generator().manual_seed(3)
     src = torch.randn(40, 3, generator=g)
     index = torch.randint(0, 7, (40,), generator=g)
@@ -187,3 +203,19 @@ def test_large_input_routes_match_reference(order, reduce, monkeypatch):
         counts = torch.bincount(index, minlength=8).double().unsqueeze(-1).expand(-1, 2)
         # d(sum)/d(each member) = 1; for mean/max/min the member gradients of a group sum to 1
         torch.testing.assert_close(per_group, counts if reduce == "sum" else (counts > 0).double())
+
+
+def test_argmax_ties_pick_smallest_position(size_path):
+    g = torch.Generator().manual_seed(5)
+    src = torch.randint(0, 3, (200, 2), generator=g).double()  # many ties
+    index = torch.randint(0, 12, (200,), generator=g)
+    for fn, pick in ((scatter_argmax, max), (scatter_argmin, min)):
+        arg = fn(src, index, 14)
+        for grp in range(14):
+            members = (index == grp).nonzero().view(-1).tolist()
+            for c in range(2):
+                if not members:
+                    assert int(arg[grp, c]) == 200
+                    continue
+                vals = [float(src[i, c]) for i in members]
+                assert int(arg[grp, c]) == members[vals.index(pick(vals))]

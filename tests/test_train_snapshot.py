@@ -51,17 +51,20 @@ def test_all_pairs_ap_matches_sklearn_and_mrr_matches_official():
     assert ap_t == pytest.approx(average_precision_score(truth.ravel(), coarse.numpy().ravel()))
 
 
-def test_pair_classifier_row_scores_equal_pairwise_scores():
+@pytest.mark.parametrize("product", [False, True])
+def test_pair_classifier_row_scores_equal_pairwise_scores(product):
     torch.manual_seed(0)
-    clf = PairClassifier(6, 9)
+    clf = PairClassifier(6, 9, product=product)
     h = torch.randn(11, 6)
     parts = clf.split_weights(h)
     rows = torch.tensor([2, 5, 7])
     block = clf.score_rows(parts, rows)
     src = rows.repeat_interleave(11)
     dst = torch.arange(11).repeat(3)
-    ref = clf.lin2(torch.relu(clf.lin1(torch.cat([h[src], h[dst]], -1))))
+    feats = [h[src], h[dst]] + ([h[src] * h[dst]] if product else [])
+    ref = clf.lin2(torch.relu(clf.lin1(torch.cat(feats, -1))))
     torch.testing.assert_close(block.reshape(-1), ref[:, 1] - ref[:, 0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(clf.score(h, src, dst), ref[:, 1] - ref[:, 0])
 
 
 def test_chronological_split_paper_bitcoin():

@@ -8,6 +8,13 @@ budgets, exact re-scoring and surrogate refresh (Madadi & Correia 2024, extended
 """
 
 from dyngraph.bilevel.data import ScenarioSet, generate_scenarios, topology_fingerprint
+from dyngraph.bilevel.ga import GAResult, GeneticAlgorithm
+from dyngraph.bilevel.optimizer import (
+    Recommendations,
+    RefreshConfig,
+    SearchBudget,
+    SurrogateOptimizer,
+)
 from dyngraph.bilevel.problem import PROBLEM_KINDS, NetworkDesignProblem, two_way_pairs
 from dyngraph.bilevel.surrogate import EdgeWeightedGINConv, FlowGNN, Surrogate, SurrogateConfig
 from dyngraph.bilevel.training import (
@@ -32,4 +39,10 @@ __all__ = [
     "SurrogateMetrics",
     "train_surrogate",
     "evaluate_surrogate",
+    "GeneticAlgorithm",
+    "GAResult",
+    "SurrogateOptimizer",
+    "SearchBudget",
+    "RefreshConfig",
+    "Recommendations",
 ]

@@ -165,6 +165,10 @@ class SurrogateOptimizer:
                 ttt[i] = v
         return self.problem.fitness(ttt, x)
 
+    def exact_flows(self, design) -> np.ndarray | None:
+        """Exact UE flows of a design solved during the search (None if not solved)."""
+        return self._exact_flows.get(self._key(np.asarray(design)))
+
     def solve_exact(self, designs) -> np.ndarray:
         """Exact TTT of designs (cached; new solves are batched and counted)."""
         x = self.problem.check_designs(designs)

@@ -73,7 +73,8 @@ class NetworkDesignProblem:
         kind: ``"lane-addition"`` or ``"lane-swap"``.
         candidates: lane addition — link ids or ``(init, term)`` TNTP node pairs (default:
             every link); lane swap — one link per two-way street (id or ``(init, term)``
-            pair; decision ``+1`` moves a lane from its reverse link onto it) (default: a random ``swap_fraction`` of the two-way pairs, drawn with ``seed``).
+            pair; decision ``+1`` moves a lane from its reverse link onto it) (default: a
+            random ``swap_fraction`` of the two-way pairs, drawn with ``seed``).
         added_capacity: capacity of one lane, ``(E,)`` per link or a scalar for all
             (default: base capacity / ``lanes``).
         lanes: assumed existing lanes per link for the default ``added_capacity``.

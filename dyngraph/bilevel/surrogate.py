@@ -187,6 +187,8 @@ class SurrogateConfig:
     bidirectional: bool = True
     channel_weights: bool = True
     demand_columns: bool = True
+    node_embedding: int = 0
+    link_embedding: int = 0
     seed: int = 0
 
 
@@ -206,10 +208,18 @@ class Surrogate:
         self.config = config or SurrogateConfig()
         self.fingerprint = topology_fingerprint(network)
         z, n = network.num_zones, network.num_nodes
-        self.node_in = z * (2 if self.config.demand_columns else 1)
-        torch.manual_seed(self.config.seed)
-        self.model = FlowGNN(self.node_in, 3, self.config.hidden, self.config.layers,
-                             self.config.bidirectional, self.config.channel_weights)
+        cfg = self.config
+        self.node_in = z * (2 if cfg.demand_columns else 1)
+        torch.manual_seed(cfg.seed)
+        self.model = FlowGNN(self.node_in + cfg.node_embedding, 3 + cfg.link_embedding,
+                             cfg.hidden, cfg.layers, cfg.bidirectional, cfg.channel_weights)
+        # Learned node / link identities: the surrogate is tied to one network anyway, so
+        # position-aware features cost nothing in generality and speed up learning.
+        if cfg.node_embedding:
+            self.model.node_identity = torch.nn.Parameter(0.1 * torch.randn(n, cfg.node_embedding))
+        if cfg.link_embedding:
+            self.model.link_identity = torch.nn.Parameter(
+                0.1 * torch.randn(network.num_links, cfg.link_embedding))
         e = network.num_links
         self._src = torch.as_tensor(network.init, dtype=torch.long)
         self._dst = torch.as_tensor(network.term, dtype=torch.long)
@@ -277,12 +287,19 @@ class Surrogate:
         dem = dem / self.stats["demand_scale"]
         feats = [dem, dem.transpose(1, 2)] if self.config.demand_columns else [dem]
         xz = torch.cat(feats, dim=-1)
-        x = xz.new_zeros(s, self.n_nodes, self.node_in)
+        x = xz.new_zeros(s, self.n_nodes, self.node_in)  # non-zone nodes: no demand
         x[:, :z] = xz
         ea = torch.stack([cap / self.stats["cap_scale"],
                           self._fft.expand(s, e) / self.stats["fft_scale"],
                           cap / self.stats["cap_base"]], dim=-1)
-        return x.reshape(s * self.n_nodes, -1), self._batched_edge_index(s), ea.reshape(s * e, 3)
+        node_id = getattr(self.model, "node_identity", None)
+        if node_id is not None:
+            x = torch.cat([x, node_id.expand(s, -1, -1)], -1)
+        link_id = getattr(self.model, "link_identity", None)
+        if link_id is not None:
+            ea = torch.cat([ea, link_id.expand(s, -1, -1)], -1)
+        return (x.reshape(s * self.n_nodes, -1), self._batched_edge_index(s),
+                ea.reshape(s * e, -1))
 
     def forward_flows(self, capacity, demand) -> Tensor:
         """Differentiable ``(S, E)`` predicted flows (model in its current mode)."""

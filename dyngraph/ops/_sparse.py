@@ -51,6 +51,19 @@ def _spmm_raw(
     return out
 
 
+# Kernel for weighted sums over a CSR graph: "spmm_reduce" (torch's parallel row kernel) or
+# "mkl" (torch.sparse.mm -> MKL). Chosen from benchmarks/ops.py; see the note in backend.py.
+SUM_KERNEL = "spmm_reduce"
+
+
+def _spmm_sum(
+    ptr: Tensor, col: Tensor, values: Tensor, x: Tensor, shape: tuple[int, int]
+) -> Tensor:
+    if SUM_KERNEL == "mkl":
+        return torch.sparse.mm(csr_tensor(ptr, col, values, shape), x)
+    return _spmm_raw(ptr, col, values, x, shape, "sum")
+
+
 def _spmm_arg_raw(
     ptr: Tensor, col: Tensor, values: Tensor, x: Tensor, shape: tuple[int, int], reduce: str
 ) -> tuple[Tensor, Tensor]:
@@ -75,7 +88,7 @@ class SpMMSum(Function):
     def forward(ctx, x: Tensor, values: Tensor | None, csr: CSR) -> Tensor:  # type: ignore[override]
         ptr, col = csr.index_tensors()
         x = x.contiguous()
-        out = _spmm_raw(ptr, col, _values_or_ones(values, csr, x.dtype), x, csr.shape, "sum")
+        out = _spmm_sum(ptr, col, _values_or_ones(values, csr, x.dtype), x, csr.shape)
         ctx.csr = csr
         ctx.save_for_backward(x, values)
         return out

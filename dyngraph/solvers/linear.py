@@ -177,6 +177,16 @@ def cg(
     return X, finish(rep, raise_on_failure)
 
 
+def _splu(A: SparseMatrix, gamma: float) -> Any:
+    M = (sp.identity(A.num_nodes, format="csc") - gamma * A.to_scipy()).tocsc()
+    try:
+        return spla.splu(M)
+    except RuntimeError as exc:  # singular factor
+        raise ConvergenceError(
+            f"splu: I − γA is singular ({exc}); the fixed point is not unique. Use γ < 1/ρ(A)."
+        ) from exc
+
+
 class _Factor:
     """LU factorisation of I − γA (dense LAPACK or SuperLU), reusable for Aᵀ systems."""
 

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -69,8 +70,28 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="torch CPU threads (small temporal batches gain nothing from more; "
                         "on shared machines extra threads spin and slow everything down)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    g = p.add_argument_group("PRES and data-parallel training (memory models)")
+    g.add_argument("--pres", action="store_true",
+                   help="PRES prediction-correction + memory-coherence loss (Su et al. 2024) "
+                        "for large temporal batches")
+    g.add_argument("--pres-mode", default=d.pres_mode, choices=("both", "prediction",
+                                                                "coherence"),
+                   help="ablation: both (PRES), prediction (PRES-V), coherence (PRES-S)")
+    g.add_argument("--pres-components", type=int, default=d.pres_components,
+                   help="Gaussian-mixture components of each node's memory-transition model")
+    g.add_argument("--pres-gamma", type=float, default=d.pres_gamma,
+                   help="initial fusion weight of the predicted memory (learned)")
+    g.add_argument("--pres-beta", type=float, default=d.pres_beta,
+                   help="weight of the memory-coherence loss")
+    g.add_argument("--nproc", type=int, default=1,
+                   help="data-parallel processes (torchrun, gloo on CPU); --batch-size is the "
+                        "global temporal batch")
     p.set_defaults(func=_main)
     return p
+
+
+def _silent(*args, **kwargs) -> None:
+    """Log sink of ranks other than 0."""
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -78,10 +99,21 @@ def _main(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_linkpred(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the job described by parsed ``linkpred`` arguments; returns the report dict."""
+def run_linkpred(args: argparse.Namespace, dist_ctx=None) -> dict[str, Any]:
+    """Run the job described by parsed ``linkpred`` arguments; returns the report dict.
+
+    With ``--nproc N > 1`` the job runs on ``N`` processes (:mod:`dyngraph.train.distributed`);
+    ``dist_ctx`` is that module's per-process context (workers only)."""
     if args.threads is not None and args.threads > 0:
         torch.set_num_threads(args.threads)
+    nproc = getattr(args, "nproc", 1) or 1
+    if nproc > 1 and dist_ctx is None:
+        if args.model not in MEMORY_MODELS:
+            raise ConfigError(f"--nproc is for the memory models {MEMORY_MODELS}, got "
+                              f"{args.model!r}")
+        from dyngraph.train.distributed import launch
+
+        return launch(args, nproc)
     if args.model in SNAPSHOT_MODELS:
         from dyngraph.train.snapshot import run_snapshot_linkpred
 
@@ -97,28 +129,44 @@ def run_linkpred(args: argparse.Namespace) -> dict[str, Any]:
         write_report,
     )
 
+    main = dist_ctx is None or dist_ctx.is_main
+    say = print if main else _silent
+    epoch_fn = None
+    if dist_ctx is not None and dist_ctx.world > 1:
+        from dyngraph.train.distributed import make_epoch_fn
+
+        epoch_fn = make_epoch_fn(dist_ctx)
     stream = get_events(args.dataset)
     if args.max_events is not None:
         stream = stream[: args.max_events]
     names = {f.name for f in fields(StreamingConfig)}
-    opts = {k: v for k, v in vars(args).items() if k in names}
-    cfg = StreamingConfig(**opts, progress=not args.no_progress and sys.stderr.isatty())
+    opts = {k: v for k, v in vars(args).items() if k in names and k != "progress"}
+    cfg = StreamingConfig(**opts, progress=main and not args.no_progress
+                          and sys.stderr.isatty())
     split = stream.split(cfg.val_ratio, cfg.test_ratio, cfg.new_node_ratio, seed=cfg.seed)
-    print(f"dyngraph linkpred: {cfg.model.upper()} on {args.dataset} "
-          f"({stream.num_events:,} events, {stream.num_nodes:,} nodes); {split}")
+    world = dist_ctx.world if dist_ctx is not None else 1
+    say(f"dyngraph linkpred: {cfg.model.upper()}{' + PRES' if cfg.pres else ''} on "
+        f"{args.dataset} ({stream.num_events:,} events, {stream.num_nodes:,} nodes); {split}"
+        f"{f'; {world} processes' if world > 1 else ''}")
     _, result = train_link_prediction(split, cfg, checkpoint_dir=args.checkpoint_dir,
-                                      resume=args.resume, dataset=str(args.dataset))
+                                      resume=args.resume, dataset=str(args.dataset),
+                                      log=say, epoch_fn=epoch_fn, write_checkpoints=main)
+    report = result.to_dict()
+    report["nproc"] = world
+    if not main:
+        return report
     t = result.test
     print(f"test  AP {t['ap']:.4f}  AUC {t['auc']:.4f}  MRR {t.get('mrr', float('nan')):.4f}  "
           f"(inductive AP {t.get('ind_ap', float('nan')):.4f})  "
           f"best epoch {result.best_epoch}, {result.train_events_per_s:,.0f} train events/s")
     if args.report:
         write_report(result, args.report)
+        if world > 1:
+            Path(args.report).write_text(json.dumps(report, indent=2, default=float))
         print(f"report: {args.report}")
     if args.plot and result.history:
         plot_learning_curve(result.history, args.plot, f"{cfg.model.upper()} on {args.dataset}")
         print(f"learning curve: {args.plot}")
-    report = result.to_dict()
     if not args.report:
         print(json.dumps({"test": t}, default=float))
     return report

@@ -36,6 +36,7 @@ __all__ = [
     "LinkPredResult",
     "build_model",
     "train_epoch",
+    "training_loss",
     "evaluate_stream",
     "train_link_prediction",
     "plot_learning_curve",
@@ -68,6 +69,14 @@ class StreamingConfig:
     test_ratio: float = 0.15
     new_node_ratio: float = 0.1
     progress: bool = True
+    #: PRES (Su et al. 2024) for large temporal batches; ``pres_mode`` picks the ablation:
+    #: "both" (PRES), "prediction" (PRES-V: prediction-correction only), "coherence"
+    #: (PRES-S: memory-coherence loss only)
+    pres: bool = False
+    pres_mode: str = "both"
+    pres_components: int = 2
+    pres_gamma: float = 0.1
+    pres_beta: float = 0.1
 
     def model_kwargs(self) -> dict[str, Any]:
         return dict(memory_dim=self.memory_dim, time_dim=self.time_dim,
@@ -107,12 +116,32 @@ def node_time_scale(stream) -> float:
     return scale if math.isfinite(scale) and scale > 0 else 1.0
 
 
+PRES_MODES = ("both", "prediction", "coherence")
+
+
 def build_model(cfg: StreamingConfig, num_nodes: int, feat_dim: int, time_scale: float = 1.0):
-    """Build the preset named by ``cfg.model``."""
+    """Build the preset named by ``cfg.model`` (with PRES attached when ``cfg.pres``)."""
     from dyngraph.nn.memory import build_memory_model
 
-    return build_memory_model(cfg.model, num_nodes, feat_dim, time_scale=time_scale,
-                              **cfg.model_kwargs())
+    model = build_memory_model(cfg.model, num_nodes, feat_dim, time_scale=time_scale,
+                               **cfg.model_kwargs())
+    if cfg.pres:
+        from dyngraph.nn.pres import enable_pres
+
+        if cfg.pres_mode not in PRES_MODES:
+            raise ConfigError(f"pres_mode must be one of {PRES_MODES}, got {cfg.pres_mode!r}")
+        enable_pres(model, num_components=cfg.pres_components, gamma=cfg.pres_gamma,
+                    beta=cfg.pres_beta, prediction=cfg.pres_mode != "coherence",
+                    coherence=cfg.pres_mode != "prediction")
+    return model
+
+
+def training_loss(model, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """Task loss (BCE on positive and negative logits) plus the model's auxiliary loss
+    (PRES's memory-coherence term when PRES is on)."""
+    loss = _loss(pos, neg)
+    aux = getattr(model, "auxiliary_loss", None)
+    return loss + aux() if aux is not None else loss
 
 
 def _loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -137,7 +166,7 @@ def train_epoch(model, stream, index, sampler, optimizer, batch_size: int,
         neg = sampler.sample(batch, 1)
         optimizer.zero_grad(set_to_none=True)
         pos_out, neg_out = model(batch.src, batch.dst, batch.t, neg)
-        loss = _loss(pos_out, neg_out)
+        loss = training_loss(model, pos_out, neg_out)
         loss.backward()
         optimizer.step()
         model.observe(batch.src, batch.dst, batch.t, batch.msg)
@@ -204,13 +233,18 @@ def _samplers(cfg: StreamingConfig, split):
 
 def train_link_prediction(split, cfg: StreamingConfig, *, checkpoint_dir: str | None = None,
                           resume: bool = False, dataset: str = "",
-                          log=print) -> tuple[Any, LinkPredResult]:
+                          log=print, epoch_fn=None,
+                          write_checkpoints: bool = True) -> tuple[Any, LinkPredResult]:
     """Train ``cfg.model`` on ``split.train`` with early stopping on validation AP, then test.
 
     Checkpoints every epoch into ``checkpoint_dir`` (``last.pt``); ``resume=True`` continues
     from it bit-for-bit (model, optimizer, RNG, early-stopping state, history).
+    ``epoch_fn`` replaces :func:`train_epoch` (same signature; the data-parallel trainer of
+    :mod:`dyngraph.train.distributed` passes its own); ``write_checkpoints=False`` reads but
+    never writes checkpoints (ranks other than 0).
     Returns ``(model with the best weights, LinkPredResult)``.
     """
+    epoch_fn = train_epoch if epoch_fn is None else epoch_fn
     from dyngraph.data import TemporalNeighborIndex
 
     if cfg.batch_size < 1 or cfg.epochs < 0:
@@ -250,8 +284,8 @@ def train_link_prediction(split, cfg: StreamingConfig, *, checkpoint_dir: str | 
         if bad >= cfg.patience:
             break
         train_s.reset(cfg.seed * 100_003 + epoch)
-        stats = train_epoch(model, split.train, train_index, train_s, optimizer,
-                            cfg.batch_size, cfg.progress, desc=f"epoch {epoch}")
+        stats = epoch_fn(model, split.train, train_index, train_s, optimizer,
+                         cfg.batch_size, cfg.progress, desc=f"epoch {epoch}")
         val_s.reset()
         t0 = time.perf_counter()
         val = evaluate_stream(model, split.val, full_index, val_s, cfg.batch_size,
@@ -260,6 +294,8 @@ def train_link_prediction(split, cfg: StreamingConfig, *, checkpoint_dir: str | 
                "val_auc": val["auc"], "train_seconds": stats["seconds"],
                "eval_seconds": time.perf_counter() - t0,
                "train_events_per_s": stats["events_per_s"]}
+        if getattr(model, "pres", None) is not None:
+            rec["pres_gamma"] = float(model.pres.gamma.detach())
         history.append(rec)
         if val["ap"] > best_ap:
             best_ap, best_epoch, bad = val["ap"], epoch, 0
@@ -269,7 +305,7 @@ def train_link_prediction(split, cfg: StreamingConfig, *, checkpoint_dir: str | 
         log(f"epoch {epoch:3d}  loss {stats['loss']:.4f}  val AP {val['ap']:.4f}  "
             f"AUC {val['auc']:.4f}  {stats['events_per_s']:,.0f} events/s  "
             f"({stats['seconds']:.1f}s train)")
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and write_checkpoints:
             save_checkpoint({
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "rng": capture_rng_state(), "best_ap": best_ap, "best_epoch": best_epoch,
@@ -294,9 +330,11 @@ def train_link_prediction(split, cfg: StreamingConfig, *, checkpoint_dir: str | 
 
 
 def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple]:
-    # the epoch budget and progress display may change between runs, nothing else
-    return {k: (old.get(k), v) for k, v in new.items()
-            if k not in ("epochs", "progress") and old.get(k) != v}
+    # the epoch budget and progress display may change between runs, nothing else; a key
+    # missing from an older checkpoint means the field's default
+    defaults = asdict(StreamingConfig())
+    return {k: (old.get(k, defaults.get(k)), v) for k, v in new.items()
+            if k not in ("epochs", "progress") and old.get(k, defaults.get(k)) != v}
 
 
 @torch.no_grad()

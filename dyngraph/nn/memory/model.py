@@ -40,12 +40,15 @@ class NeighborQuery(Protocol):
 class MemoryUpdate(NamedTuple):
     """Result of the memory step for nodes ``n_id`` ``[n]``: ``memory`` ``[n, D]`` (in the
     autograd graph), ``last_update`` ``[n]`` float64, ``updated`` ``[n]`` bool (pending
-    messages were applied)."""
+    messages were applied). With PRES attached, ``memory`` is the fused memory and ``prev``
+    (memory before the step) and ``computed`` (the updater's own result) are kept too."""
 
     n_id: Tensor
     memory: Tensor
     last_update: Tensor
     updated: Tensor
+    prev: Tensor | None = None
+    computed: Tensor | None = None
 
 
 class MemoryModel(nn.Module):
@@ -124,6 +127,7 @@ class MemoryModel(nn.Module):
         self._index: NeighborQuery | None = None
         self._edge_feat: Tensor | None = None
         self._ctx: MemoryUpdate | None = None
+        self.pres: nn.Module | None = None
 
     # ------------------------------------------------------------------ state handling
     @property
@@ -137,7 +141,7 @@ class MemoryModel(nn.Module):
 
     def reset_parameters(self) -> None:
         for mod in (self.time_enc, self.message, self.aggregator, self.updater,
-                    self.embedding, self.decoder, self.counterpart):
+                    self.embedding, self.decoder, self.counterpart, self.pres):
             if mod is not None and hasattr(mod, "reset_parameters"):
                 mod.reset_parameters()
         self.reset_state()
@@ -146,7 +150,17 @@ class MemoryModel(nn.Module):
         """Zero memory, forget all stored messages (start of every epoch, as TGN)."""
         self.state.reset()
         self.store.reset()
+        if self.pres is not None:
+            self.pres.reset()
         self._ctx = None
+
+    def set_pres(self, pres: nn.Module | None) -> None:
+        """Attach (or with ``None`` detach) PRES (:class:`dyngraph.nn.pres.PRES`): its
+        prediction-correction runs inside :meth:`update_memory`, its transition model learns
+        in :meth:`persist`, and :meth:`auxiliary_loss` returns its coherence loss."""
+        if pres is not None:
+            pres.grow(self.num_nodes)
+        self.pres = pres
 
     def grow(self, num_nodes: int) -> None:
         """Make room for node ids ``< num_nodes``; new nodes start with zero memory."""
@@ -154,6 +168,8 @@ class MemoryModel(nn.Module):
             return
         self.state.grow(num_nodes)
         self.store.grow(num_nodes)
+        if self.pres is not None:
+            self.pres.grow(num_nodes)
         self._assoc = torch.zeros(num_nodes, dtype=torch.long, device=self._assoc.device)
 
     def set_graph(self, index: NeighborQuery | None, edge_feat: Tensor | None = None) -> None:
@@ -192,7 +208,9 @@ class MemoryModel(nn.Module):
         lu0 = self.state.last_update[n_id]
         has = self.store.num_pending[n_id] > 0
         if n_id.numel() == 0 or not bool(has.any()):
-            return MemoryUpdate(n_id, mem0, lu0, has)
+            if self.pres is None:
+                return MemoryUpdate(n_id, mem0, lu0, has)
+            return MemoryUpdate(n_id, mem0, lu0, has, mem0, mem0)
         idx = has.nonzero().view(-1)
         nodes = n_id[idx]
         blk = self.store.read(nodes)
@@ -211,7 +229,10 @@ class MemoryModel(nn.Module):
         rows = torch.arange(nodes.numel(), device=nodes.device)
         memory = mem0.index_put((idx,), new)
         last_update = lu0.index_put((idx,), blk.t[rows, blk.newest])
-        return MemoryUpdate(n_id, memory, last_update, has)
+        if self.pres is None:
+            return MemoryUpdate(n_id, memory, last_update, has)
+        fused = self.pres(n_id, mem0, memory, has)
+        return MemoryUpdate(n_id, fused, last_update, has, mem0, memory)
 
     def persist(self, upd: MemoryUpdate) -> None:
         """Write an update's new memory (detached) and mark its messages as applied."""
@@ -219,8 +240,18 @@ class MemoryModel(nn.Module):
         if idx.numel() == 0:
             return
         nodes = upd.n_id[idx]
+        if self.pres is not None and upd.computed is not None:
+            self.pres.observe(nodes, upd.prev[idx], upd.computed[idx])
         self.state.write(nodes, upd.memory[idx], upd.last_update[idx])
         self.store.consume(nodes)
+
+    def auxiliary_loss(self) -> Tensor:
+        """Extra training loss of the last :meth:`forward` (PRES's weighted memory-coherence
+        loss; zero without PRES). Add it to the task loss before ``backward``."""
+        upd = self._ctx
+        if self.pres is None or upd is None or upd.computed is None:
+            return self.state.memory.new_zeros(())
+        return self.pres.loss(upd.prev, upd.computed, upd.updated)
 
     @torch.no_grad()
     def flush(self) -> None:
@@ -362,4 +393,5 @@ class MemoryModel(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"num_nodes={self.num_nodes}, memory_dim={self.memory_dim}, "
-                f"feat_dim={self.feat_dim}, num_neighbors={self.num_neighbors}")
+                f"feat_dim={self.feat_dim}, num_neighbors={self.num_neighbors}"
+                f"{', pres' if self.pres is not None else ''}")

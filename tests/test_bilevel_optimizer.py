@@ -1,0 +1,113 @@
+"""SurrogateOptimizer: ask/tell contract, budgets, exact verification, refresh, errors."""
+
+import argparse
+
+import numpy as np
+import pytest
+
+from dyngraph.bilevel import (
+    NetworkDesignProblem,
+    RefreshConfig,
+    SearchBudget,
+    Surrogate,
+    SurrogateConfig,
+    SurrogateOptimizer,
+)
+from dyngraph.bilevel.cli import parse_candidates, register
+from dyngraph.errors import ConfigError
+from dyngraph.traffic import RoutingGraph, sioux_falls
+
+
+@pytest.fixture(scope="module")
+def net():
+    return sioux_falls()
+
+
+@pytest.fixture(scope="module")
+def graph(net):
+    return RoutingGraph(net)
+
+
+@pytest.fixture()
+def problem(net):
+    return NetworkDesignProblem(net, candidates=[(6, 8), (8, 6), (10, 16), (16, 10), (13, 24)],
+                                budget=0.6)
+
+
+def _surrogate(net):
+    return Surrogate(net, SurrogateConfig(hidden=8, layers=1, seed=0))
+
+
+def test_ask_tell_contract(problem, net):
+    opt = SurrogateOptimizer(problem, _surrogate(net), population=8, seed=0)
+    with pytest.raises(ConfigError, match="nothing searched"):
+        opt.recommend()
+    x = opt.ask()
+    assert x.shape[1] == problem.num_vars and np.isin(x, problem.levels).all()
+    # the caller may evaluate designs however it likes, e.g. with its own objective
+    opt.tell(x, np.arange(len(x), dtype=float))
+    assert opt.ga.best_fitness == 0.0 and np.array_equal(opt.ga.best, x[0])
+    y = opt.ask()
+    with pytest.raises(ConfigError, match="last ask"):
+        opt.tell(x, np.zeros(len(x)))
+    opt.tell(y, opt.score(y))
+    assert opt.surrogate_calls == len(y)
+    assert len(opt.history) == 2
+
+
+def test_budgets_and_exact_verification(problem, net, graph):
+    opt = SurrogateOptimizer(problem, _surrogate(net), SearchBudget(surrogate_calls=30),
+                             population=8, seed=1, graph=graph)
+    opt.run()
+    assert 30 <= opt.surrogate_calls < 30 + 8
+    assert opt.exact_calls == 0
+    rec = opt.recommend(top_k=4, verify=True)
+    assert len(rec) == 4 and opt.exact_calls == 4
+    np.testing.assert_allclose(rec.exact_ttt, problem.evaluate_exact(rec.designs, graph=graph),
+                               rtol=1e-9)
+    fit = problem.fitness(rec.exact_ttt, rec.designs)
+    assert np.all(np.diff(fit) >= 0)  # sorted by exact fitness
+    assert rec.feasible.tolist() == problem.feasible(rec.designs).tolist()
+    opt.recommend(top_k=4, verify=True)
+    assert opt.exact_calls == 4  # cached: no second solve
+    assert "rank" in rec.table()
+    with pytest.raises(ConfigError, match="no limit"):
+        SurrogateOptimizer(problem, _surrogate(net), SearchBudget()).run()
+
+
+def test_refresh_solves_exactly_and_uses_exact_values(problem, net, graph):
+    opt = SurrogateOptimizer(problem, _surrogate(net), SearchBudget(generations=2),
+                             refresh=RefreshConfig(every=1, top_k=2, epochs=1),
+                             population=8, seed=0, graph=graph)
+    before = {k: v.clone() for k, v in opt.surrogate.model.state_dict().items()}
+    opt.run()
+    assert opt.refreshes == 2 and opt.exact_calls == 4
+    after = opt.surrogate.model.state_dict()
+    assert any(not np.allclose(before[k], after[k]) for k in before)  # fine-tuned
+    solved = [np.frombuffer(k, dtype=np.int64) for k in opt._exact]
+    exact = problem.evaluate_exact(np.asarray(solved), graph=graph)
+    np.testing.assert_allclose(opt.score(np.asarray(solved)),
+                               problem.fitness(exact, np.asarray(solved)), rtol=1e-9)
+    # exact-call budget caps refresh
+    capped = SurrogateOptimizer(problem, _surrogate(net), SearchBudget(exact_calls=3),
+                                refresh=RefreshConfig(every=1, top_k=2, epochs=1),
+                                population=8, seed=0, graph=graph).run()
+    assert capped.exact_calls == 3
+
+
+def test_surrogate_of_another_network_is_rejected(problem, net):
+    other = net.with_(free_flow_time=net.free_flow_time * 2)
+    sur = Surrogate(other, SurrogateConfig(hidden=8, layers=1))
+    with pytest.raises(ConfigError, match="trained on"):
+        SurrogateOptimizer(problem, sur)
+
+
+def test_cli_registers_design():
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    a = parser.parse_args(["design", "--network", "sioux-falls", "--problem", "lane-addition",
+                           "--budget", "0.25"])
+    assert a.func.__name__ == "main_design" and a.budget == 0.25
+    assert parse_candidates("6-8, 10-16") == [(6, 8), (10, 16)]
+    with pytest.raises(ConfigError, match="init-term"):
+        parse_candidates("6:8")

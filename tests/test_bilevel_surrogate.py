@@ -1,0 +1,119 @@
+"""Surrogate: the edge-weighted GIN against a dense reference, overfitting a handful of solved
+scenarios, checkpoint resume, persistence, and the trained-on-another-network error."""
+
+import numpy as np
+import pytest
+import torch
+
+from dyngraph.bilevel import (
+    EdgeWeightedGINConv,
+    ScenarioSet,
+    Surrogate,
+    SurrogateConfig,
+    TrainConfig,
+    evaluate_surrogate,
+    generate_scenarios,
+    train_surrogate,
+)
+from dyngraph.errors import ConfigError, DataError
+from dyngraph.traffic import ScenarioSampler, sioux_falls
+
+
+@pytest.fixture(scope="module")
+def net():
+    return sioux_falls()
+
+
+@pytest.fixture(scope="module")
+def scenarios(net, tmp_path_factory):
+    d = tmp_path_factory.mktemp("scen")
+    return generate_scenarios(net, 12, d, sampler=ScenarioSampler(seed=5), chunk_size=12,
+                              progress=False), d
+
+
+def test_conv_matches_dense_reference():
+    torch.manual_seed(0)
+    n, c = 6, 4
+    ei = torch.tensor([[0, 1, 2, 3, 4, 5, 0], [1, 2, 3, 4, 5, 0, 3]])
+    x = torch.randn(n, c)
+    w, wr = torch.rand(ei.shape[1], c), torch.rand(ei.shape[1])
+    a = torch.zeros(n, n, c)  # a[i, j] = weight of message j -> i
+    ar = torch.zeros(n, n)
+    for k, (s, t) in enumerate(ei.T.tolist()):
+        a[t, s] += w[k]
+        ar[s, t] += wr[k]
+    uni = EdgeWeightedGINConv(c, 5, eps=0.3)
+    ref = uni.mlp((1 + 0.3) * x + (a * x[None]).sum(1))
+    torch.testing.assert_close(uni(x, ei, w), ref)
+    bi = EdgeWeightedGINConv(c, 5, bidirectional=True)
+    ref = bi.mlp(torch.cat([x, (a * x[None]).sum(1), ar @ x], -1))
+    ref_w = torch.ones(ei.shape[1], c)
+    torch.testing.assert_close(bi(x, ei, ref_w, wr), bi.mlp(torch.cat(
+        [x, torch.zeros(n, c).index_add_(0, ei[1], x[ei[0]]), ar @ x], -1)))
+    assert "bidirectional=True" in repr(bi)
+    del ref
+
+
+def test_surrogate_overfits_a_handful_of_scenarios(net, scenarios):
+    data, _ = scenarios
+    few = data.subset(np.arange(8))
+    s = Surrogate(net, SurrogateConfig(hidden=32, layers=3, seed=0))
+    before = evaluate_surrogate(s, few)
+    train_surrogate(s, few, None, TrainConfig(epochs=300, batch_size=8, lr=3e-3),
+                    progress=False)
+    after = evaluate_surrogate(s, few)
+    assert after.flow_r2 > 0.98 and after.flow_r2 > before.flow_r2
+    assert after.ttt_accuracy > 0.97
+    # predictions are non-negative flows (ReLU) and the TTT helper agrees with BPR
+    f = s.predict_flows(few.capacity, few.demand)
+    assert (f >= 0).all()
+    cap = few.capacity
+    t = net.free_flow_time * (1 + net.b * (f / cap) ** net.power)
+    np.testing.assert_allclose(s.predict_ttt(cap, few.demand), (f * t).sum(1), rtol=1e-6)
+
+
+def test_checkpoint_resume_equals_uninterrupted(net, scenarios, tmp_path):
+    data, _ = scenarios
+    cfg = TrainConfig(epochs=4, batch_size=4, seed=1)
+    a = Surrogate(net, SurrogateConfig(hidden=16, layers=2))
+    train_surrogate(a, data, None, cfg, progress=False)
+    b = Surrogate(net, SurrogateConfig(hidden=16, layers=2))
+    ck = tmp_path / "ck.pt"
+    train_surrogate(b, data, None, cfg, checkpoint=ck, progress=False, max_seconds=0.0)
+    c = Surrogate(net, SurrogateConfig(hidden=16, layers=2, seed=9))  # other init: resumed
+    hist = train_surrogate(c, data, None, cfg, checkpoint=ck, progress=False)
+    assert hist.epoch == [1, 2, 3, 4]
+    np.testing.assert_allclose(c.predict_flows(data.capacity, data.demand),
+                               a.predict_flows(data.capacity, data.demand), rtol=1e-5)
+    with pytest.raises(ConfigError, match="other training settings"):
+        train_surrogate(c, data, None, TrainConfig(epochs=5), checkpoint=ck, progress=False)
+
+
+def test_save_load_and_other_network_error(net, scenarios, tmp_path):
+    data, d = scenarios
+    s = Surrogate(net, SurrogateConfig(hidden=16, layers=2))
+    p = s.save(tmp_path / "s.pt")
+    s2 = Surrogate.load(p, net)
+    np.testing.assert_array_equal(s2.predict_flows(data.capacity[:2], data.demand[:2]),
+                                  s.predict_flows(data.capacity[:2], data.demand[:2]))
+    other = net.with_(free_flow_time=net.free_flow_time * 1.1)
+    with pytest.raises(ConfigError, match="trained on SiouxFalls"):
+        Surrogate.load(p, other)
+    with pytest.raises(ConfigError, match="train a surrogate on this network"):
+        s.check_network(other)
+    # capacities and demand are inputs, not identity: a changed base demand is fine
+    s.check_network(net.with_(demand=net.demand * 1.1))
+    with pytest.raises(DataError, match="another network"):
+        ScenarioSet.from_dir(d, net.with_(capacity=net.capacity * 2))
+    with pytest.raises(DataError, match="no surrogate checkpoint"):
+        Surrogate.load(tmp_path / "missing.pt", net)
+
+
+def test_scenario_split_is_disjoint_and_reproducible(scenarios):
+    data, _ = scenarios
+    tr, va, te = data.split(0.25, 0.25, seed=3)
+    assert len(tr) + len(va) + len(te) == len(data)
+    keys = [set(map(bytes, s.capacity)) for s in (tr, va, te)]
+    assert not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2])
+    tr2, _, _ = data.split(0.25, 0.25, seed=3)
+    np.testing.assert_array_equal(tr.flows, tr2.flows)
