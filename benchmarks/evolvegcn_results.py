@@ -56,6 +56,8 @@ def run_grid(args: argparse.Namespace) -> None:
                     lr=args.lr,
                     progress=args.progress,
                     report=str(path),
+                    cls_product=args.cls_product,
+                    full_val_max_nodes=args.full_val_max_nodes,
                     checkpoint=str(out / f".{path.stem}.ckpt"),
                 )
                 res = run_snapshot_linkpred(ns)
@@ -137,6 +139,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--hidden", type=int, default=100)
     p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--full-val-max-nodes",
+        dest="full_val_max_nodes",
+        type=int,
+        default=0,
+        help="validate on all node pairs up to this many nodes (default: always "
+        "sampled negatives x100, the test always ranks all pairs)",
+    )
     p.add_argument(
         "--concat-classifier",
         dest="cls_product",

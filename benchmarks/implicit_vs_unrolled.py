@@ -91,9 +91,9 @@ def one(config: str, n: int, e: int, d: int, repeats: int) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--fast", action="store_true")
-    p.add_argument("--nodes", type=int, default=20_000)
-    p.add_argument("--edges", type=int, default=200_000)
-    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--nodes", type=int, default=5_000)
+    p.add_argument("--edges", type=int, default=50_000)
+    p.add_argument("--dim", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -99,7 +99,7 @@ def main(argv=None):
     p.add_argument("--fast", action="store_true")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rtol", type=float, default=1e-6)
-    p.add_argument("--direct-max-nodes", type=int, default=10_000,
+    p.add_argument("--direct-max-nodes", type=int, default=2_000,
                    help="SuperLU fill-in on random graphs explodes beyond this")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)

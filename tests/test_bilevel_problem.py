@@ -5,7 +5,7 @@ import pytest
 
 from dyngraph.bilevel import NetworkDesignProblem, two_way_pairs
 from dyngraph.errors import ConfigError, ShapeError
-from dyngraph.traffic import solve_ue, sioux_falls
+from dyngraph.traffic import sioux_falls, solve_ue
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,8 @@ class RefreshConfig:
     Args:
         every: refresh after this many generations.
         top_k: designs solved exactly per refresh (the best unsolved by current fitness).
-        epochs: fine-tuning passes over (new exact solves + replay).
+        epochs: fine-tuning passes over (new exact solves + replay); 0 keeps the surrogate
+            and only uses the exact values (and the calibration they give).
         lr: fine-tuning learning rate.
         replay: training scenarios mixed in while fine-tuning (``None``: none).
         replay_size: replay scenarios drawn per refresh.
@@ -136,6 +137,10 @@ class SurrogateOptimizer:
         self._sur: dict[bytes, float] = {}  # surrogate TTT (latest model) per design
         self._exact: dict[bytes, float] = {}  # exact TTT per design
         self._exact_flows: dict[bytes, np.ndarray] = {}
+        #: median exact / surrogate TTT over exactly solved designs. Without it a biased
+        #: surrogate puts solved and unsolved designs on different scales and the GA chases
+        #: whichever side the bias favours.
+        self.calibration = 1.0
         self._t0: float | None = None
         self._elapsed = 0.0
         #: (seconds, surrogate calls, exact calls, best fitness in the search)
@@ -155,10 +160,10 @@ class SurrogateOptimizer:
         return ttt
 
     def score(self, designs) -> np.ndarray:
-        """Fitness used by the search: exact TTT where known, else the surrogate's, with the
-        problem's budget rule."""
+        """Fitness used by the search: exact TTT where known, else the surrogate's (times the
+        calibration ratio learnt from exact solves), with the problem's budget rule."""
         x = self.problem.check_designs(designs)
-        ttt = self.surrogate_ttt(x)
+        ttt = self.surrogate_ttt(x) * self.calibration
         for i, r in enumerate(x):
             v = self._exact.get(self._key(r))
             if v is not None:
@@ -264,10 +269,19 @@ class SurrogateOptimizer:
             return 0
         x = np.asarray(pick)
         self.solve_exact(x)
-        self._finetune(cfg)
+        if cfg.epochs > 0:
+            self._finetune(cfg)
+        self._calibrate()
         self.refreshes += 1
         self.ga.update_fitness(self.score(self.ga.population))
         return len(pick)
+
+    def _calibrate(self) -> None:
+        keys = list(self._exact)
+        x = np.asarray([np.frombuffer(kk, dtype=np.int64) for kk in keys])
+        sur = self.surrogate.predict_ttt(self.problem.capacities(x), self.problem.network.demand)
+        exact = np.asarray([self._exact[kk] for kk in keys])
+        self.calibration = float(np.median(exact / sur))
 
     def _finetune(self, cfg: RefreshConfig) -> None:
         keys = list(self._exact_flows)
@@ -295,28 +309,32 @@ class SurrogateOptimizer:
 
     # ------------------------------------------------------------------ results
     def recommend(self, top_k: int = 20, verify: bool = True) -> Recommendations:
-        """The ``top_k`` best distinct designs seen (by current surrogate fitness, exactly
-        solved ones included), re-scored exactly when ``verify`` (batched, cached, counted;
-        not limited by the search budget) and sorted by exact fitness."""
+        """The ``top_k`` best distinct designs seen, re-scored exactly when ``verify``.
+
+        Candidates are the ``top_k`` best designs by the current surrogate (all designs seen
+        are re-scored in one batched call so old and new surrogate values are comparable)
+        plus the ``top_k`` best designs already solved exactly during the search (free).
+        With ``verify`` the unsolved ones are solved (batched, cached, counted, not limited
+        by the search budget) and everything is ranked by exact fitness.
+        """
         if self.ga.population is None:
             raise ConfigError("nothing searched yet; call run() or ask()/tell() first")
         pool = {self._key(r): r for r in self.ga.population}
-        for kk in self._exact:
-            pool.setdefault(kk, np.frombuffer(kk, dtype=np.int64))
-        for kk in self._sur:
+        for kk in (*self._exact, *self._sur):
             pool.setdefault(kk, np.frombuffer(kk, dtype=np.int64))
         x = np.asarray(list(pool.values()), dtype=np.int64)
-        # re-score every pooled design with the current model (one batched call, uncounted:
-        # the search is over) so old and new surrogate values are comparable
         sur = self.surrogate.predict_ttt(self.problem.capacities(x),
                                          self.problem.network.demand)
         known = np.array([self._exact.get(self._key(r), np.nan) for r in x])
-        rank_ttt = np.where(np.isfinite(known), known, sur)
-        order = np.argsort(self.problem.fitness(rank_ttt, x), kind="stable")[:top_k]
-        x, sur = x[order], sur[order]
-        exact = self.solve_exact(x) if verify else known[order]
+        by_sur = np.argsort(self.problem.fitness(sur, x), kind="stable")[:top_k]
+        solved = np.flatnonzero(np.isfinite(known))
+        solved = solved[np.argsort(self.problem.fitness(known[solved], x[solved]),
+                                   kind="stable")[:top_k]]
+        pick = np.unique(np.concatenate([by_sur, solved]))
+        x, sur, known = x[pick], sur[pick], known[pick]
+        exact = self.solve_exact(x) if verify else known
         fit = self.problem.fitness(np.where(np.isfinite(exact), exact, sur), x)
-        o = np.argsort(fit, kind="stable")
+        o = np.argsort(fit, kind="stable")[:top_k]
         x, sur, exact = x[o], sur[o], exact[o]
         return Recommendations(designs=x, surrogate_ttt=sur, exact_ttt=exact,
                                cost=self.problem.cost(x), feasible=self.problem.feasible(x),

@@ -135,9 +135,11 @@ class FlowGNN(torch.nn.Module):
     """
 
     def __init__(self, node_in: int, edge_in: int, hidden: int = 64, layers: int = 4,
-                 bidirectional: bool = True, channel_weights: bool = True) -> None:
+                 bidirectional: bool = True, channel_weights: bool = True,
+                 global_context: bool = False) -> None:
         super().__init__()
         self.hidden, self.num_layers, self.bidirectional = hidden, layers, bidirectional
+        self.global_context = global_context
         wdim = (hidden if channel_weights else 1) * (2 if bidirectional else 1)
         self.encode = torch.nn.Linear(node_in, hidden)
         self.weight = torch.nn.ModuleList(torch.nn.Linear(edge_in, wdim) for _ in range(layers))
@@ -145,16 +147,22 @@ class FlowGNN(torch.nn.Module):
                                                             bidirectional=bidirectional)
                                         for _ in range(layers))
         self.readout = torch.nn.ModuleList(_EdgeReadout(hidden, edge_in) for _ in range(layers))
+        if global_context:
+            self.context = torch.nn.ModuleList(torch.nn.Linear(hidden, hidden)
+                                               for _ in range(layers))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self.encode.reset_parameters()
-        for m in (*self.weight, *self.conv, *self.readout):
+        for m in (*self.weight, *self.conv, *self.readout,
+                  *(self.context if self.global_context else ())):
             m.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
+                batch_size: int = 1) -> Tensor:
         """Args:
             x: ``(N, node_in)``; edge_index: ``(2, E)``; edge_attr: ``(E, edge_in)``.
+            batch_size: number of equally sized graphs stacked in ``x`` (global context).
 
         Returns:
             ``(E,)`` summed edge readouts (normalised flows; the caller de-normalises and
@@ -170,6 +178,11 @@ class FlowGNN(torch.nn.Module):
                 wf = wf.squeeze(-1)
                 wb = wb.squeeze(-1) if wb is not None else None
             h = torch.relu(self.conv[k](h, edge_index, wf, wb)) + h  # residual
+            if self.global_context:
+                # every node hears a summary of its whole graph: UE route choice is global
+                g = h.view(batch_size, -1, self.hidden).mean(1, keepdim=True)
+                h = h + torch.relu(self.context[k](g)).expand(
+                    batch_size, h.shape[0] // batch_size, -1).reshape(h.shape)
             out = out + self.readout[k](h, src, dst, edge_attr)
         return out
 
@@ -189,6 +202,7 @@ class SurrogateConfig:
     demand_columns: bool = True
     node_embedding: int = 0
     link_embedding: int = 0
+    global_context: bool = False
     seed: int = 0
 
 
@@ -212,7 +226,8 @@ class Surrogate:
         self.node_in = z * (2 if cfg.demand_columns else 1)
         torch.manual_seed(cfg.seed)
         self.model = FlowGNN(self.node_in + cfg.node_embedding, 3 + cfg.link_embedding,
-                             cfg.hidden, cfg.layers, cfg.bidirectional, cfg.channel_weights)
+                             cfg.hidden, cfg.layers, cfg.bidirectional, cfg.channel_weights,
+                             cfg.global_context)
         # Learned node / link identities: the surrogate is tied to one network anyway, so
         # position-aware features cost nothing in generality and speed up learning.
         if cfg.node_embedding:
@@ -304,7 +319,8 @@ class Surrogate:
     def forward_flows(self, capacity, demand) -> Tensor:
         """Differentiable ``(S, E)`` predicted flows (model in its current mode)."""
         x, ei, ea = self.features(capacity, demand)
-        raw = self.model(x, ei, ea).view(-1, self.network.num_links)
+        s = ea.shape[0] // self.network.num_links
+        raw = self.model(x, ei, ea, batch_size=s).view(s, self.network.num_links)
         return torch.relu(self.stats["flow_mu"] + self.stats["flow_sd"] * raw)
 
     def ttt_from_flows(self, flows: Tensor, capacity: Tensor) -> Tensor:

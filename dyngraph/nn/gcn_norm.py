@@ -1,8 +1,8 @@
 """Symmetric GCN normalisation, computed once per snapshot and reused.
 
-``GCNAdjacency`` holds :math:`\\hat A = D^{-1/2}(A + I)D^{-1/2}` for one graph as a CSR sparse
-tensor, so a sequence model that visits the same snapshot many times (every epoch, every
-sliding window) pays for the normalisation once. Propagation goes through
+``GCNAdjacency`` holds :math:`\\hat A = D^{-1/2}(A + I)D^{-1/2}` for one graph in CSR form,
+so a sequence model that visits the same snapshot many times (every epoch, every sliding
+window) pays for the normalisation once. Propagation goes through
 ``dyngraph.ops.gather_aggregate`` when that module is available and otherwise through
 ``torch.sparse.mm`` on the CSR tensor; both give ``out[i] = sum_j Ahat[i, j] x[j]``.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dyngraph.errors import DataError, ShapeError
+from dyngraph.errors import BackendError, ConfigError, DataError, ShapeError
 
 __all__ = ["GCNAdjacency", "gcn_norm", "as_adjacency"]
 
@@ -72,16 +72,30 @@ def gcn_norm(
     return edge_index, weight
 
 
+def _ops():
+    """``dyngraph.ops`` (``CSR``, ``gather_aggregate``), or ``None`` if it cannot be imported."""
+    try:
+        from dyngraph.ops import CSR, gather_aggregate
+    except ImportError:
+        return None
+    return CSR, gather_aggregate
+
+
 @dataclass
 class GCNAdjacency:
     """The normalised adjacency of one snapshot, ready for repeated propagation.
 
-    Build with :meth:`from_edge_index`; ``matrix`` is a CSR tensor ``[N, N]`` whose row ``i``
-    holds the weights of the edges *into* ``i``.
+    Build with :meth:`from_edge_index`. ``backend="ops"`` keeps a ``dyngraph.ops.CSR`` (rows
+    = targets) plus the normalised edge weights and propagates with the fused
+    ``gather_aggregate``; ``backend="torch"`` keeps a ``torch`` sparse CSR matrix and uses
+    ``torch.sparse.mm``. Both compute ``out[i] = sum_{j->i} Ahat[i, j] x[j]``; the default
+    (``None``) is ``ops`` whenever ``dyngraph.ops`` is importable.
     """
 
-    matrix: Tensor
     num_nodes: int
+    matrix: Tensor | None = None
+    csr: object | None = None
+    weight: Tensor | None = None
 
     @classmethod
     def from_edge_index(
@@ -91,17 +105,25 @@ class GCNAdjacency:
         num_nodes: int | None = None,
         add_self_loops: bool = True,
         dtype: torch.dtype | None = None,
+        backend: str | None = None,
     ) -> GCNAdjacency:
         if num_nodes is None:
             num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0
         ei, w = gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops, dtype)
+        ops = _ops() if backend in (None, "ops") else None
+        if backend == "ops" and ops is None:
+            raise BackendError("dyngraph.ops is not importable; use backend='torch'")
+        if backend not in (None, "ops", "torch"):
+            raise ConfigError(f"backend must be 'ops' or 'torch', got {backend!r}")
+        if ops is not None:
+            return cls(num_nodes, csr=ops[0].from_edge_index(ei, num_nodes=num_nodes), weight=w)
         coo = torch.sparse_coo_tensor(
             ei.flip(0), w, (num_nodes, num_nodes), check_invariants=False
         ).coalesce()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
             csr = coo.to_sparse_csr()
-        return cls(matrix=csr, num_nodes=num_nodes)
+        return cls(num_nodes, matrix=csr)
 
     def propagate(self, x: Tensor) -> Tensor:
         """``Ahat @ x`` for ``x`` [N, F]; differentiable w.r.t. ``x``."""
@@ -110,12 +132,13 @@ class GCNAdjacency:
                 f"x has {x.size(0)} rows but the snapshot has {self.num_nodes} nodes; "
                 "give one feature row per node id of the snapshot"
             )
+        if self.csr is not None:
+            if self.weight.dtype != x.dtype:
+                self.weight = self.weight.to(x.dtype)
+            return _ops()[1](x, self.csr, self.weight, "sum")
         if self.matrix.dtype != x.dtype:
             self.matrix = self.matrix.to(x.dtype)
         return torch.sparse.mm(self.matrix, x)
-
-    def to(self, device: torch.device | str) -> GCNAdjacency:
-        return GCNAdjacency(self.matrix.to(device), self.num_nodes)
 
 
 def as_adjacency(

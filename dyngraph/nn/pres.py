@@ -64,6 +64,7 @@ __all__ = [
     "gmm_log_prob",
     "fuse_memory",
     "memory_coherence_loss",
+    "coherence_terms",
     "enable_pres",
 ]
 
@@ -92,18 +93,26 @@ def fuse_memory(predicted: Tensor, computed: Tensor, gamma: Tensor | float,
     return torch.where(mask.unsqueeze(-1), fused, computed)
 
 
-def memory_coherence_loss(new: Tensor, old: Tensor, mask: Tensor | None = None) -> Tensor:
-    r""":math:`\mathrm{mean}_i\,(1 - \cos(s^{new}_i, s^{old}_i))` over rows in ``mask`` whose
-    old memory is non-zero (the cosine is undefined for a fresh node). Zero when no row
-    qualifies. ``new`` keeps its autograd graph; ``old`` is treated as a constant."""
+def coherence_terms(new: Tensor, old: Tensor, mask: Tensor | None = None
+                    ) -> tuple[Tensor, Tensor]:
+    r"""Per-row :math:`1 - \cos(s^{new}_i, s^{old}_i)` over the rows in ``mask`` whose old
+    memory is non-zero (the cosine is undefined for a fresh node); returns ``(terms [m],
+    keep [n] bool)``. ``new`` keeps its autograd graph; ``old`` is treated as a constant."""
     old = old.detach()
     keep = old.abs().sum(-1) > 0
     if mask is not None:
         keep = keep & mask
-    if not bool(keep.any()):
-        return new.sum() * 0.0
     cos = F.cosine_similarity(new[keep], old[keep], dim=-1, eps=1e-8)
-    return (1.0 - cos).mean()
+    return 1.0 - cos, keep
+
+
+def memory_coherence_loss(new: Tensor, old: Tensor, mask: Tensor | None = None) -> Tensor:
+    r""":math:`\mathrm{mean}_i\,(1 - \cos(s^{new}_i, s^{old}_i))` over the rows of
+    :func:`coherence_terms`; zero (with a graph) when no row qualifies."""
+    terms, _ = coherence_terms(new, old, mask)
+    if terms.numel() == 0:
+        return new.sum() * 0.0
+    return terms.mean()
 
 
 # ---------------------------------------------------------------------- transition model

@@ -38,9 +38,8 @@ def _counts(index: Tensor, src: Tensor, dim: int, dim_size: int) -> Tensor:
         shape = [1] * src.dim()
         shape[dim] = -1
         return count.view(shape)
-    return torch.zeros(_out_shape(src, dim, dim_size), dtype=torch.long).scatter_add_(
-        dim, index, torch.ones_like(index)
-    )
+    count = torch.zeros(_out_shape(src, dim, dim_size), dtype=torch.long, device=index.device)
+    return count.scatter_add_(dim, index, torch.ones_like(index))
 
 
 def scatter(src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) -> Tensor:

@@ -221,12 +221,18 @@ def train_epoch_distributed(model, stream, index, sampler, optimizer, batch_size
         optimizer.zero_grad(set_to_none=True)
         if hi > lo:
             pos_out, neg_out = model(mine.src, mine.dst, mine.t, neg[lo:hi])
-            loss = training_loss(model, pos_out, neg_out)
-            (loss * ((hi - lo) * ctx.world / g)).backward()
-            total += torch.tensor([float(loss.detach()) * (hi - lo), hi - lo],
-                                  dtype=torch.float64)
         else:
             model._ctx = None
+        if ctx.world == 1:
+            loss = training_loss(model, pos_out, neg_out)
+            loss.backward()
+        else:
+            loss = _rank_loss(model, pos_out if hi > lo else None,
+                              neg_out if hi > lo else None, (hi - lo) / g, ctx)
+        if hi > lo:
+            total += torch.tensor([float(loss.detach()) * (hi - lo) if ctx.world == 1 else
+                                   float(loss.detach()) * g / ctx.world, hi - lo],
+                                  dtype=torch.float64)
         allreduce_gradients(params, ctx)
         optimizer.step()
         sync_memory_step(model, ctx)
@@ -237,6 +243,35 @@ def train_epoch_distributed(model, stream, index, sampler, optimizer, batch_size
     n = float(total[1])
     return {"loss": float(total[0]) / max(n, 1.0), "seconds": secs,
             "events_per_s": n / max(secs, 1e-9)}
+
+
+def _rank_loss(model, pos, neg, share: float, ctx: DistContext) -> Tensor:
+    """This rank's part of the global-batch loss, scaled so that averaging gradients over
+    ranks gives the gradient of the single-process loss at the global batch: the task loss
+    (a mean over events) weighted by the rank's share of events, and PRES's coherence loss
+    (a mean over the batch's updated nodes) summed over the nodes this rank owns -- a node
+    several ranks updated belongs to the lowest of them -- and divided by the global count."""
+    from dyngraph.nn.pres import coherence_terms
+    from dyngraph.train.streaming import _loss
+
+    loss = _loss(pos, neg) * (share * ctx.world) if pos is not None else None
+    pres, upd = model.pres, model._ctx
+    if pres is not None and pres.coherence and pres.beta > 0:
+        if upd is not None and upd.computed is not None:
+            terms, keep = coherence_terms(upd.computed, upd.prev, upd.updated)
+            ids = upd.n_id[keep]
+        else:
+            terms, ids = None, torch.zeros(0, dtype=torch.long)
+        per_rank = all_gather_varlen(ids, ctx)
+        lower = torch.cat(per_rank[:ctx.rank]) if ctx.rank else ids.new_zeros(0)
+        total = torch.unique(torch.cat(per_rank)).numel()
+        if terms is not None and terms.numel() and total:
+            owned = ~torch.isin(ids, lower)
+            aux = pres.beta * ctx.world * terms[owned].sum() / total
+            loss = aux if loss is None else loss + aux
+    if loss is not None and loss.requires_grad:
+        loss.backward()
+    return loss if loss is not None else torch.zeros(())
 
 
 def make_epoch_fn(ctx: DistContext):

@@ -18,6 +18,13 @@ Protocol (paper + authors' code):
   never materialised;
 * edge classification predicts the sign of the rating of each edge of step ``t+1``
   (Bitcoin OTC/Alpha); F1 is reported for the minority (negative) class and macro-averaged.
+
+Deviations, all switchable: the pair classifier may also see ``h_u * h_v``
+(``cls_product=True``; the authors' MLP sees ``[h_u || h_v]`` only); validation on graphs with
+more than ``full_val_max_nodes`` nodes uses 100 sampled non-edges per edge instead of all
+pairs (the test always ranks all pairs); training samples ``neg_train`` non-edges per edge,
+drawn like the authors' "smart" sampler (sources of true edges, destinations among nodes
+seen in the history window).
 """
 
 from __future__ import annotations
@@ -643,6 +650,7 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
     datasets, else chosen from the time span), ``num_snapshots``, ``epochs`` (50), ``seed``
     (0), ``task`` ("linkpred" | "edgecls"), ``hidden`` (100), ``history`` (10), ``mode``
     ("window" | "stream"), ``lr``, ``neg_train`` (50), ``eval_every``, ``patience``,
+    ``full_val_max_nodes`` (validate on all pairs up to this many nodes, else sampled),
     ``threads``, ``report`` (JSON path), ``plot`` (PNG path), ``checkpoint``,
     ``progress``. Returns the report dictionary.
     """
@@ -678,6 +686,7 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
         neg_train=g("neg_train", 50),
         cls_hidden=g("cls_hidden", 100),
         cls_product=bool(g("cls_product", False)),
+        full_val_max_nodes=g("full_val_max_nodes", 2500),
     )
     trainer = SnapshotTrainer(task, cfg)
     t1 = time.perf_counter()
