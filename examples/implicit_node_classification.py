@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> dict:
                 accs.append(acc)
                 secs.append(sec)
             results[(ds, m)] = (float(np.mean(accs)), float(np.std(accs)), float(np.mean(secs)))
+            tqdm.write(f"{ds}/{m}: {results[(ds, m)][0]:.1f} ± {results[(ds, m)][1]:.1f} "
+                       f"(seeds: {', '.join(f'{a:.1f}' for a in accs)})")
     print(f"\n{'dataset':10s} {'model':6s} {'test acc (mean ± std)':>24s} {'s/run':>7s}")
     for (ds, m), (mu, sd, sec) in results.items():
         print(f"{ds:10s} {m:6s} {mu:17.1f} ± {sd:4.1f} {sec:7.1f}")

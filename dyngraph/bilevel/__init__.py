@@ -15,6 +15,7 @@ from dyngraph.bilevel.optimizer import (
     SearchBudget,
     SurrogateOptimizer,
 )
+from dyngraph.bilevel.plot import plot_design, plot_search_history
 from dyngraph.bilevel.problem import PROBLEM_KINDS, NetworkDesignProblem, two_way_pairs
 from dyngraph.bilevel.surrogate import EdgeWeightedGINConv, FlowGNN, Surrogate, SurrogateConfig
 from dyngraph.bilevel.training import (
@@ -45,4 +46,6 @@ __all__ = [
     "SearchBudget",
     "RefreshConfig",
     "Recommendations",
+    "plot_design",
+    "plot_search_history",
 ]

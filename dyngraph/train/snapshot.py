@@ -618,6 +618,14 @@ def _resolve_dataset(name):
     return get_events(name), key if key in PAPER_WINDOWS else None
 
 
+def _checkpoint_in(directory, model, dataset) -> str | None:
+    """The checkpoint file inside ``--checkpoint-dir`` (the ``dyngraph linkpred`` option)."""
+    if not directory:
+        return None
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    return str(Path(directory) / f"snapshot_{model or 'evolvegcn-o'}_{dataset}.pt")
+
+
 def _auto_num_snapshots(stream) -> int:
     # about 400 events per snapshot, between 20 and 150 snapshots
     return int(min(150, max(20, stream.num_events // 400)))
@@ -651,8 +659,8 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
     (0), ``task`` ("linkpred" | "edgecls"), ``hidden`` (100), ``history`` (10), ``mode``
     ("window" | "stream"), ``lr``, ``neg_train`` (50), ``eval_every``, ``patience``,
     ``full_val_max_nodes`` (validate on all pairs up to this many nodes, else sampled),
-    ``threads``, ``report`` (JSON path), ``plot`` (PNG path), ``checkpoint``,
-    ``progress``. Returns the report dictionary.
+    ``threads``, ``report`` (JSON path), ``plot`` (PNG path), ``checkpoint`` (file) or
+    ``checkpoint_dir``, ``progress`` or ``no_progress``. Returns the report dictionary.
     """
     g = lambda k, d=None: getattr(args, k, None) if getattr(args, k, None) is not None else d  # noqa: E731
     if g("threads"):
@@ -681,8 +689,8 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
         seed=g("seed", 0),
         patience=g("patience", 10),
         eval_every=g("eval_every", 1),
-        checkpoint=g("checkpoint"),
-        progress=g("progress", True),
+        checkpoint=g("checkpoint") or _checkpoint_in(g("checkpoint_dir"), g("model"), name),
+        progress=g("progress", not g("no_progress", False)),
         neg_train=g("neg_train", 50),
         cls_hidden=g("cls_hidden", 100),
         cls_product=bool(g("cls_product", False)),
