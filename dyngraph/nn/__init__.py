@@ -10,6 +10,7 @@ from dyngraph.nn.evolve import (
     detach_state,
     summarize,
 )
+from dyngraph.nn.gcn_norm import GCNAdjacency, gcn_norm
 from dyngraph.nn.implicit import CGS, IGNN
 from dyngraph.nn.memory import (
     APAN,
@@ -34,6 +35,8 @@ __all__ = [
     "MatLSTMCell",
     "summarize",
     "detach_state",
+    "GCNAdjacency",
+    "gcn_norm",
     "CGS",
     "IGNN",
     "MemoryModel",
