@@ -131,7 +131,7 @@ def test_gradcheck_fusion_and_coherence():
     keep = mask & (old.abs().sum(-1) > 0)
     ref = (1 - torch.nn.functional.cosine_similarity(comp[keep], old[keep], dim=-1)).mean()
     torch.testing.assert_close(memory_coherence_loss(comp, old, mask), ref)
-    assert float(memory_coherence_loss(comp, old, torch.zeros(6, dtype=torch.bool))) == 0.0
+    assert float(memory_coherence_loss(comp, old, torch.zeros(6, dtype=torch.bool)).detach()) == 0.0
 
 
 def test_prediction_correction_equation_and_persistence():
