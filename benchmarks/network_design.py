@@ -40,7 +40,8 @@ def enumerate_exact(problem: NetworkDesignProblem, graph: RoutingGraph, cache: P
                     tag: str) -> tuple[np.ndarray, np.ndarray, float]:
     x = problem.all_designs(feasible_only=True)
     key = hashlib.md5(x.tobytes() + problem.network.capacity.tobytes()
-                      + problem.network.demand.tobytes()).hexdigest()[:10]
+                      + problem.network.demand.tobytes() + problem.capacity_change.tobytes()
+                      ).hexdigest()[:10]
     f = cache / f"enum_{tag}_{key}.npz"
     if f.is_file():
         z = np.load(f)

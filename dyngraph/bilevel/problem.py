@@ -202,6 +202,11 @@ class NetworkDesignProblem:
         return int(self._coef.shape[0])
 
     @property
+    def capacity_change(self) -> np.ndarray:
+        """``(D, E)`` capacity change per unit of each decision."""
+        return self._coef.copy()
+
+    @property
     def num_designs(self) -> int:
         return int(self.levels.size ** self.num_vars)
 

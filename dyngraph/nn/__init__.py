@@ -22,6 +22,13 @@ from dyngraph.nn.memory import (
     TimeEncoder,
     build_memory_model,
 )
+from dyngraph.nn.pres import (
+    PRES,
+    GaussianMixtureTransition,
+    enable_pres,
+    fuse_memory,
+    memory_coherence_loss,
+)
 
 __all__ = [
     "GeneralAttentionConv",
@@ -47,4 +54,9 @@ __all__ = [
     "TimeEncoder",
     "LinkDecoder",
     "build_memory_model",
+    "PRES",
+    "enable_pres",
+    "GaussianMixtureTransition",
+    "memory_coherence_loss",
+    "fuse_memory",
 ]

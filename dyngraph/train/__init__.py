@@ -1,5 +1,6 @@
 """Training loops shared by examples and the command line: streaming link prediction for the
-memory models, checkpoint + resume utilities."""
+memory models, snapshot link prediction / edge classification for EvolveGCN, checkpoint +
+resume utilities, data-parallel training."""
 
 from dyngraph.train.checkpoint import (
     capture_rng_state,
@@ -8,6 +9,17 @@ from dyngraph.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from dyngraph.train.distributed import DistContext, train_epoch_distributed
+from dyngraph.train.snapshot import (
+    PAPER_RESULTS,
+    PAPER_WINDOWS,
+    SnapshotTrainer,
+    all_pairs_ap_mrr,
+    chronological_split,
+    prepare_task,
+    run_snapshot_linkpred,
+)
+from dyngraph.train.snapshot import TrainConfig as SnapshotConfig
 from dyngraph.train.streaming import (
     LinkPredResult,
     StreamingConfig,
@@ -17,6 +29,7 @@ from dyngraph.train.streaming import (
     plot_learning_curve,
     train_epoch,
     train_link_prediction,
+    training_loss,
     write_report,
 )
 
@@ -25,6 +38,9 @@ __all__ = [
     "LinkPredResult",
     "build_model",
     "train_epoch",
+    "training_loss",
+    "train_epoch_distributed",
+    "DistContext",
     "evaluate_stream",
     "train_link_prediction",
     "plot_learning_curve",
@@ -35,4 +51,12 @@ __all__ = [
     "checkpoint_path",
     "capture_rng_state",
     "restore_rng_state",
+    "SnapshotTrainer",
+    "SnapshotConfig",
+    "prepare_task",
+    "chronological_split",
+    "all_pairs_ap_mrr",
+    "run_snapshot_linkpred",
+    "PAPER_RESULTS",
+    "PAPER_WINDOWS",
 ]

@@ -38,10 +38,15 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="bundled name (uci, wikipedia, bitcoin-otc, bitcoin-alpha, sfhh) or the "
                         "path of an event file load_events reads")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--lr", type=float, default=d.lr)
+    # None = the model family's own default (memory models: StreamingConfig; snapshot
+    # models: dyngraph.train.snapshot.TrainConfig), so one family's tuning never leaks into
+    # the other's.
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"training epochs (memory models: {d.epochs}; snapshot models: 50)")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate (memory models: {d.lr}; snapshot models: 0.005)")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--patience", type=int, default=d.patience,
+    p.add_argument("--patience", type=int, default=None,
                    help="early stopping: epochs without validation-AP improvement")
     p.add_argument("--negatives", default=d.negatives,
                    choices=("random", "historical", "inductive"),
@@ -70,6 +75,19 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="torch CPU threads (small temporal batches gain nothing from more; "
                         "on shared machines extra threads spin and slow everything down)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sg = p.add_argument_group("snapshot models (evolvegcn-o, evolvegcn-h, gcn)")
+    sg.add_argument("--task", default="linkpred", choices=("linkpred", "edgecls"),
+                    help="link prediction at t+1, or edge-sign classification (Bitcoin)")
+    sg.add_argument("--hidden", type=int, default=None, help="GCN hidden size (100)")
+    sg.add_argument("--history", type=int, default=None, help="snapshots of history (10)")
+    sg.add_argument("--mode", default=None, choices=("window", "stream"),
+                    help="window: the paper's restart per sample; stream: truncated BPTT")
+    sg.add_argument("--cell", default=None, choices=("gru", "lstm"),
+                    help="EvolveGCN-O weight-evolution cell (gru: official code; lstm: paper)")
+    sg.add_argument("--neg-train", type=int, default=None,
+                    help="sampled non-edges per edge in training (50)")
+    sg.add_argument("--cls-product", action="store_true",
+                    help="also feed h_u * h_v to the pair classifier")
     g = p.add_argument_group("PRES and data-parallel training (memory models)")
     g.add_argument("--pres", action="store_true",
                    help="PRES prediction-correction + memory-coherence loss (Su et al. 2024) "
@@ -140,7 +158,8 @@ def run_linkpred(args: argparse.Namespace, dist_ctx=None) -> dict[str, Any]:
     if args.max_events is not None:
         stream = stream[: args.max_events]
     names = {f.name for f in fields(StreamingConfig)}
-    opts = {k: v for k, v in vars(args).items() if k in names and k != "progress"}
+    opts = {k: v for k, v in vars(args).items()
+            if k in names and k != "progress" and v is not None}
     cfg = StreamingConfig(**opts, progress=main and not args.no_progress
                           and sys.stderr.isatty())
     split = stream.split(cfg.val_ratio, cfg.test_ratio, cfg.new_node_ratio, seed=cfg.seed)
