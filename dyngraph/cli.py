@@ -19,6 +19,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "dyngraph.datasets.cli",
     "dyngraph.train.cli",
     "dyngraph.traffic.cli",
+    "dyngraph.bilevel.cli",
     "dyngraph.nas.cli",
 )
 

@@ -4,8 +4,9 @@
 // dyngraph/ops/_native.py. See kernels/README.md for how this file is built.
 //
 // Parallelism: at::parallel_for (torch's OpenMP pool, so torch.set_num_threads applies).
-// Vectorisation: inner loops run along the contiguous feature axis under `omp simd`
-// (compiled with -fopenmp-simd -O3 -march=native).
+// Vectorisation: inner loops run along the contiguous feature axis under `omp simd` (as
+// _Pragma, since many loops sit inside AT_DISPATCH macro arguments)
+// (compiled with -fopenmp -O3 -march=native).
 //
 // Load balance: the CSR work is split into chunks of equal *edge* count, not equal row count,
 // so a power-law graph (or a single huge segment) still keeps every thread busy. A segment
@@ -126,7 +127,67 @@ inline bool better(int64_t red, scalar_t v, scalar_t cur) {
   return red == kMax ? (v > cur || (nan_v && !nan_c)) : (v < cur || (nan_v && !nan_c));
 }
 
+// Reduce edges [e0, e1) (non-empty) for the feature columns [f0, f0 + BW) into out/a. BW is a
+// compile-time width, so the accumulators live in vector registers for the whole edge loop
+// (a runtime-width loop would load and store the accumulator row on every edge).
+template <typename scalar_t, typename Src, bool WithArg, int BW>
+inline void reduce_block(const Src& src, int64_t red, int64_t e0, int64_t e1, int64_t f0,
+                         scalar_t* __restrict out, int64_t* __restrict a) {
+  scalar_t acc[BW];
+  int64_t ar[WithArg ? BW : 1];
+  {
+    const scalar_t* __restrict r = src.row(e0) + f0;
+    const scalar_t w = src.w(e0);
+    _Pragma("omp simd")
+    for (int f = 0; f < BW; ++f) acc[f] = Src::kWeighted ? w * r[f] : r[f];
+    if constexpr (WithArg) for (int f = 0; f < BW; ++f) ar[f] = e0;
+  }
+  if (red == kSum || red == kMean) {
+    for (int64_t e = e0 + 1; e < e1; ++e) {
+      if (f0 == 0) src.prefetch(e + kAhead);
+      const scalar_t* __restrict r = src.row(e) + f0;
+      const scalar_t w = src.w(e);
+      _Pragma("omp simd")
+      for (int f = 0; f < BW; ++f) acc[f] += Src::kWeighted ? w * r[f] : r[f];
+    }
+  } else {
+    const bool is_max = red == kMax;
+    for (int64_t e = e0 + 1; e < e1; ++e) {
+      if (f0 == 0) src.prefetch(e + kAhead);
+      const scalar_t* __restrict r = src.row(e) + f0;
+      const scalar_t w = src.w(e);
+      if constexpr (WithArg) {
+        _Pragma("omp simd")
+        for (int f = 0; f < BW; ++f) {
+          scalar_t v = Src::kWeighted ? w * r[f] : r[f];
+          scalar_t c = acc[f];
+          bool take = (is_max ? v > c : v < c) || (v != v && c == c);
+          acc[f] = take ? v : c;
+          ar[f] = take ? e : ar[f];
+        }
+      } else if (is_max) {
+        _Pragma("omp simd")
+        for (int f = 0; f < BW; ++f) {
+          scalar_t v = Src::kWeighted ? w * r[f] : r[f];
+          scalar_t c = acc[f];
+          acc[f] = (v > c || v != v) ? v : c;  // a NaN sticks once taken
+        }
+      } else {
+        _Pragma("omp simd")
+        for (int f = 0; f < BW; ++f) {
+          scalar_t v = Src::kWeighted ? w * r[f] : r[f];
+          scalar_t c = acc[f];
+          acc[f] = (v < c || v != v) ? v : c;
+        }
+      }
+    }
+  }
+  for (int f = 0; f < BW; ++f) out[f0 + f] = acc[f];
+  if constexpr (WithArg) for (int f = 0; f < BW; ++f) a[f0 + f] = ar[f];
+}
+
 // Reduce edges [e0, e1) into acc (F values) and, for max/min with arg, into a (F positions).
+// The feature axis is cut into compile-time blocks (e.g. F = 100 -> 64 + 32 + 4).
 template <typename scalar_t, typename Src, bool WithArg>
 void reduce_range(const Src& src, int64_t red, int64_t e0, int64_t e1, int64_t F, int64_t E,
                   scalar_t* __restrict acc, int64_t* __restrict a) {
@@ -136,55 +197,31 @@ void reduce_range(const Src& src, int64_t red, int64_t e0, int64_t e1, int64_t F
     return;
   }
   for (int64_t e = e0; e < std::min(e1, e0 + kAhead); ++e) src.prefetch(e);
-  {
-    const scalar_t* __restrict r = src.row(e0);
-    const scalar_t w = src.w(e0);
-#pragma omp simd
-    for (int64_t f = 0; f < F; ++f) acc[f] = Src::kWeighted ? w * r[f] : r[f];
-    if constexpr (WithArg) for (int64_t f = 0; f < F; ++f) a[f] = e0;
-  }
-  if (red == kSum || red == kMean) {
-    for (int64_t e = e0 + 1; e < e1; ++e) {
-      src.prefetch(e + kAhead);
-      const scalar_t* __restrict r = src.row(e);
-      if constexpr (Src::kWeighted) {
-        const scalar_t w = src.w(e);
-#pragma omp simd
-        for (int64_t f = 0; f < F; ++f) acc[f] += w * r[f];
-      } else {
-#pragma omp simd
-        for (int64_t f = 0; f < F; ++f) acc[f] += r[f];
-      }
-    }
-    return;
-  }
-  const bool is_max = red == kMax;
-  for (int64_t e = e0 + 1; e < e1; ++e) {
-    src.prefetch(e + kAhead);
-    const scalar_t* __restrict r = src.row(e);
-    const scalar_t w = src.w(e);
-    if constexpr (WithArg) {
-      for (int64_t f = 0; f < F; ++f) {
-        scalar_t v = Src::kWeighted ? w * r[f] : r[f];
-        if (better(red, v, acc[f])) {
-          acc[f] = v;
-          a[f] = e;
-        }
-      }
-    } else if (is_max) {
-#pragma omp simd
-      for (int64_t f = 0; f < F; ++f) {
-        scalar_t v = Src::kWeighted ? w * r[f] : r[f];
-        scalar_t c = acc[f];
-        acc[f] = (v > c || (v != v)) ? v : c;  // NaN sticks once taken
-      }
+  constexpr int kMaxW = 512 / sizeof(scalar_t);  // 8 zmm / 16 ymm registers of accumulators
+  int64_t f0 = 0;
+  while (f0 < F) {
+    const int64_t rem = F - f0;
+    if (rem >= kMaxW) {
+      reduce_block<scalar_t, Src, WithArg, kMaxW>(src, red, e0, e1, f0, acc, a);
+      f0 += kMaxW;
+    } else if (rem >= kMaxW / 2) {
+      reduce_block<scalar_t, Src, WithArg, kMaxW / 2>(src, red, e0, e1, f0, acc, a);
+      f0 += kMaxW / 2;
+    } else if (rem >= 16) {
+      reduce_block<scalar_t, Src, WithArg, 16>(src, red, e0, e1, f0, acc, a);
+      f0 += 16;
+    } else if (rem >= 8) {
+      reduce_block<scalar_t, Src, WithArg, 8>(src, red, e0, e1, f0, acc, a);
+      f0 += 8;
+    } else if (rem >= 4) {
+      reduce_block<scalar_t, Src, WithArg, 4>(src, red, e0, e1, f0, acc, a);
+      f0 += 4;
+    } else if (rem >= 2) {
+      reduce_block<scalar_t, Src, WithArg, 2>(src, red, e0, e1, f0, acc, a);
+      f0 += 2;
     } else {
-#pragma omp simd
-      for (int64_t f = 0; f < F; ++f) {
-        scalar_t v = Src::kWeighted ? w * r[f] : r[f];
-        scalar_t c = acc[f];
-        acc[f] = (v < c || (v != v)) ? v : c;
-      }
+      reduce_block<scalar_t, Src, WithArg, 1>(src, red, e0, e1, f0, acc, a);
+      f0 += 1;
     }
   }
 }
@@ -220,7 +257,7 @@ void csr_reduce(const Src& src, const Plan& plan, int64_t red, int64_t F, scalar
       reduce_range<scalar_t, Src, WithArg>(src, red, e0, e1, F, E, acc, a);
       if (red == kMean && complete && e1 > e0) {
         const scalar_t inv = scalar_t(1) / scalar_t(e1 - e0);
-#pragma omp simd
+_Pragma("omp simd")
         for (int64_t f = 0; f < F; ++f) acc[f] *= inv;
       }
     });
@@ -308,7 +345,7 @@ at::Tensor segment_backward(const at::Tensor& grad_, const at::Tensor& ptr,
           const int64_t* __restrict as = a + s * F;
           for (int64_t e = e0; e < e1; ++e) {
             scalar_t* __restrict oe = o + e * F;
-#pragma omp simd
+_Pragma("omp simd")
             for (int64_t f = 0; f < F; ++f) oe[f] = as[f] == e ? gs[f] : scalar_t(0);
           }
           return;
@@ -318,7 +355,7 @@ at::Tensor segment_backward(const at::Tensor& grad_, const at::Tensor& ptr,
                          : scalar_t(1);
         for (int64_t e = e0; e < e1; ++e) {
           scalar_t* __restrict oe = o + e * F;
-#pragma omp simd
+_Pragma("omp simd")
           for (int64_t f = 0; f < F; ++f) oe[f] = gs[f] * scale;
         }
       });
@@ -331,7 +368,8 @@ at::Tensor segment_backward(const at::Tensor& grad_, const at::Tensor& ptr,
 std::tuple<at::Tensor, at::Tensor> csr_aggregate(const at::Tensor& x_, const at::Tensor& ptr,
                                                  const at::Tensor& col_,
                                                  const c10::optional<at::Tensor>& weight,
-                                                 int64_t red, bool need_arg) {
+                                                 int64_t red, bool need_arg,
+                                                 at::TensorList /*transpose: for autograd*/) {
   check_ptr_arg(ptr);
   check_red(red);
   TORCH_CHECK(x_.dim() == 2, "csr_aggregate: x must be 2-D [N, F]");
@@ -376,7 +414,7 @@ std::tuple<at::Tensor, at::Tensor> csr_aggregate(const at::Tensor& x_, const at:
 
 // v[e] = <a[row_e], b[col_e]> for every edge in CSR order.
 at::Tensor csr_edge_dot(const at::Tensor& a_, const at::Tensor& b_, const at::Tensor& ptr,
-                        const at::Tensor& col_) {
+                        const at::Tensor& col_, at::TensorList /*transpose: for autograd*/) {
   check_ptr_arg(ptr);
   at::Tensor a = a_.contiguous(), b = b_.contiguous(), col = col_.contiguous();
   const int64_t S = ptr.numel() - 1, F = a.size(1), E = col.numel();
@@ -400,7 +438,7 @@ at::Tensor csr_edge_dot(const at::Tensor& a_, const at::Tensor& b_, const at::Te
             bs.prefetch(e + kAhead);
             const scalar_t* __restrict r = bs.row(e);
             scalar_t acc = 0;
-#pragma omp simd reduction(+ : acc)
+_Pragma("omp simd reduction(+ : acc)")
             for (int64_t f = 0; f < F; ++f) acc += as[f] * r[f];
             o[e] = acc;
           }
@@ -561,7 +599,7 @@ at::Tensor time_encode(const at::Tensor& dt_, const at::Tensor& w_, const at::Te
       for (int64_t i = i0; i < i1; ++i) {
         const scalar_t di = d[i];
         scalar_t* __restrict oi = o + i * T;
-#pragma omp simd
+_Pragma("omp simd")
         for (int64_t j = 0; j < T; ++j) oi[j] = std::cos(di * wp[j] + bp[j]);
       }
     };
@@ -598,7 +636,7 @@ std::tuple<at::Tensor, at::Tensor> time_encode_backward(const at::Tensor& grad_,
         for (int64_t i = M * t / nt; i < M * (t + 1) / nt; ++i) {
           const scalar_t di = d[i];
           const scalar_t* __restrict gi = gp + i * T;
-#pragma omp simd
+_Pragma("omp simd")
           for (int64_t j = 0; j < T; ++j) {
             scalar_t s = -std::sin(di * wp[j] + bp[j]) * gi[j];
             ab[j] += s;
@@ -629,8 +667,8 @@ TORCH_LIBRARY(dyngraph, m) {
       "segment_backward(Tensor grad, Tensor ptr, Tensor arg, int reduce, int num_rows) -> Tensor");
   m.def(
       "csr_aggregate(Tensor x, Tensor ptr, Tensor col, Tensor? weight, int reduce, "
-      "bool need_arg) -> (Tensor, Tensor)");
-  m.def("csr_edge_dot(Tensor a, Tensor b, Tensor ptr, Tensor col) -> Tensor");
+      "bool need_arg, Tensor[] transpose) -> (Tensor, Tensor)");
+  m.def("csr_edge_dot(Tensor a, Tensor b, Tensor ptr, Tensor col, Tensor[] transpose) -> Tensor");
   m.def(
       "csr_arg_backward(Tensor grad, Tensor x, Tensor col, Tensor? weight, Tensor arg, "
       "bool need_x, bool need_w) -> (Tensor, Tensor)");
