@@ -11,7 +11,7 @@ from dyngraph.nn.evolve import (
     summarize,
 )
 from dyngraph.nn.gcn_norm import GCNAdjacency, gcn_norm
-from dyngraph.nn.implicit import CGS, IGNN
+from dyngraph.nn.implicit import CGS, IGNN, ConvergentGraphSolver
 from dyngraph.nn.memory import (
     APAN,
     JODIE,
@@ -46,6 +46,7 @@ __all__ = [
     "gcn_norm",
     "CGS",
     "IGNN",
+    "ConvergentGraphSolver",
     "MemoryModel",
     "TGN",
     "JODIE",
