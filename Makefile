@@ -26,6 +26,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check dyngraph tests examples benchmarks
 	$(PY) -m pytest -q -n 2 --durations=15
+	# the ops again on the plain-torch backend, so the fallback path stays correct too
+	DYNGRAPH_OPS_BACKEND=torch $(PY) -m pytest -q -n 2 tests/test_ops_scatter.py \
+		tests/test_ops_segment.py tests/test_ops_softmax.py tests/test_ops_aggregate.py
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -x -m "not slow"

@@ -63,7 +63,7 @@ def test_forced_scatter_without_torch_scatter(monkeypatch):
     fresh = backend._Backend("scatter", backend._probe_torch_scatter)
     monkeypatch.setitem(backend._BACKENDS, "scatter", fresh)
     assert "not importable" in backend.available_backends()["scatter"]
-    assert backend.backend_for("segment", "sum") == "torch"  # auto falls back silently
+    assert backend.backend_for("segment", "sum") in ("torch", "native")  # auto skips it silently
     with backend.use_backend("scatter"), pytest.raises(BackendError, match="torch-scatter"):
         scatter(torch.ones(3), torch.tensor([0, 1, 1]))
 
@@ -86,6 +86,7 @@ def test_preferred_plugin_backend_takes_over_and_can_be_removed():
         calls.append(src.shape)
         return torch.zeros(ptr.numel() - 1, *src.shape[1:], dtype=src.dtype)
 
+    backend.set_backend("auto")  # also under DYNGRAPH_OPS_BACKEND=torch (CI runs both ways)
     backend.register_backend("fake_native", lambda: None, prefer=True)
     try:
         backend.register_impl("segment", "sum", "fake_native", fake_segment_sum)

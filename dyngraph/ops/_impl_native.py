@@ -8,6 +8,7 @@ runs on the first call that resolves to ``native``.
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import torch
@@ -28,7 +29,7 @@ def _grad_on(*tensors: Tensor | None) -> bool:
 def segment(src: Tensor, ptr: Tensor, reduce: str) -> Tensor:
     if src.dtype not in NATIVE_DTYPES or reduce not in _native.REDUCE_CODES:
         return _impl_torch.segment(src, ptr, reduce)
-    flat = src.reshape(src.size(0), -1)
+    flat = src.reshape(src.size(0), math.prod(src.shape[1:]))
     code = _native.REDUCE_CODES[reduce]
     out = torch.ops.dyngraph.segment_reduce(flat, ptr, code, code >= 2 and _grad_on(src))[0]
     return out.view(ptr.numel() - 1, *src.shape[1:])
@@ -61,7 +62,7 @@ def _impl_torch_gather_aggregate(x: Tensor, csr: CSR, weight: Tensor | None, red
 
 def segment_softmax(src: Tensor, ptr: Tensor, log: bool) -> Tensor:
     """Softmax of ``src [E, ...]`` (float32/64) within CSR segments along dim 0."""
-    flat = src.reshape(src.size(0), -1)
+    flat = src.reshape(src.size(0), math.prod(src.shape[1:]))
     return torch.ops.dyngraph.segment_softmax(flat, ptr, log).view_as(src)
 
 
@@ -78,7 +79,7 @@ def time_encode(dt: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
 register_backend("native", _native.unavailable_reason)
 for _r in ("sum", "mean", "max", "min"):
     register_impl("segment", _r, "native", partial(segment, reduce=_r))
-    register_impl("gather_aggregate", _r, "native", partial(gather_aggregate, reduce=_r))
+    register_impl("gather_aggregate", _r, "native", gather_aggregate)
 
 # Auto-mode preferences for the keys the native kernels implement, from benchmarks/kernels.py
 # (E = 4M, N = 200k, F = 64, float32, 2 threads on the shared 2-core box; see kernels/README.md

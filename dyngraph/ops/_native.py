@@ -29,7 +29,6 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import Tensor
 
 __all__ = [
     "NativeBuildWarning",
@@ -278,11 +277,12 @@ def _register_python_side() -> None:
         gx = gw = None
         if ctx.reduce >= 2:
             if arg.numel() == 0 and grad.numel() > 0:
-                raise RuntimeError("csr_aggregate max/min: call with need_arg=True to differentiate")
+                raise RuntimeError("csr_aggregate max/min: pass need_arg=True to differentiate")
             gx, gw = ops.csr_arg_backward(grad, x, col, weight, arg, need_x, need_w and ctx.has_w)
-            return (gx if need_x else None), None, None, (gw if need_w else None), None, None, None
+            gx, gw = (gx if need_x else None), (gw if need_w else None)
+            return gx, None, None, gw, None, None, [None] * len(tr)
         if len(tr) != 4:
-            raise RuntimeError("csr_aggregate sum/mean: pass the transpose tensors to differentiate")
+            raise RuntimeError("csr_aggregate sum/mean: pass the transpose to differentiate")
         ptr_t, col_t, t_index, t_inv = tr
         if ctx.reduce == 1:
             deg = (ptr[1:] - ptr[:-1]).clamp(min=1).to(grad.dtype)
@@ -292,7 +292,7 @@ def _register_python_side() -> None:
             gx = ops.csr_aggregate(grad, ptr_t, col_t, wt, 0, False, [ptr, col, t_inv, t_index])[0]
         if need_w and weight is not None:
             gw = ops.csr_edge_dot(grad, x, ptr, col, [ptr_t, col_t, t_index, t_inv])
-        return gx, None, None, gw, None, None, None
+        return gx, None, None, gw, None, None, [None] * len(tr)
 
     lib.register_autograd("dyngraph::csr_aggregate", agg_backward, setup_context=agg_setup)
 
@@ -311,7 +311,7 @@ def _register_python_side() -> None:
         if ctx.needs_input_grad[1]:
             gt = gv.index_select(0, t_index)
             gb = ops.csr_aggregate(a, ptr_t, col_t, gt, 0, False, [ptr, col, t_inv, t_index])[0]
-        return ga, gb, None, None, None
+        return ga, gb, None, None, [None] * len(tr)
 
     lib.register_autograd("dyngraph::csr_edge_dot", dot_backward, setup_context=dot_setup)
 

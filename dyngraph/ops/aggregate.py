@@ -7,7 +7,7 @@ from torch import Tensor
 from torch.autograd import Function
 
 from dyngraph.errors import DataError, ShapeError
-from dyngraph.ops import _impl_torch  # noqa: F401  (register segment implementations)
+from dyngraph.ops import _impl_native, _impl_torch  # noqa: F401  (register implementations)
 from dyngraph.ops._common import normalize_reduce, want_check
 from dyngraph.ops._sparse import SPARSE_DTYPES, SpMMArg, SpMMSum
 from dyngraph.ops.backend import register_impl, resolve

@@ -5,7 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dyngraph.ops import _impl_scatter, _impl_torch  # noqa: F401  (register implementations)
+from dyngraph.ops import (  # noqa: F401  (register implementations)
+    _impl_native,
+    _impl_scatter,
+    _impl_torch,
+)
 from dyngraph.ops._common import check_ptr, normalize_dim, normalize_reduce, want_check
 from dyngraph.ops.backend import resolve
 
