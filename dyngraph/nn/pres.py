@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dyngraph.errors import ConfigError, ShapeError
+from dyngraph.nn.memory.state import NodeBuffers
 
 __all__ = [
     "GaussianMixtureTransition",
@@ -116,7 +117,7 @@ def memory_coherence_loss(new: Tensor, old: Tensor, mask: Tensor | None = None) 
 
 
 # ---------------------------------------------------------------------- transition model
-class GaussianMixtureTransition(nn.Module):
+class GaussianMixtureTransition(NodeBuffers):
     r"""Per-node diagonal Gaussian mixture over memory transitions, fitted online by EM.
 
     Sufficient statistics per node ``i`` and component ``k``: :math:`S^0_{ik}=\sum_t r_{tk}`,
@@ -157,18 +158,6 @@ class GaussianMixtureTransition(nn.Module):
     @property
     def num_nodes(self) -> int:
         return self.count.numel()
-
-    def reset(self) -> None:
-        for name in self._BUFFERS:
-            getattr(self, name).zero_()
-
-    def grow(self, num_nodes: int) -> None:
-        extra = num_nodes - self.num_nodes
-        if extra <= 0:
-            return
-        for name in self._BUFFERS:
-            buf = getattr(self, name)
-            setattr(self, name, torch.cat([buf, buf.new_zeros((extra,) + buf.shape[1:])]))
 
     def params(self, nodes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(log_pi [n, K], mu [n, K, D], var [n, K, D])`` (float64) of ``nodes``; unused

@@ -92,7 +92,30 @@ class MessageBlock(NamedTuple):
     newest: Tensor
 
 
-class MessageStore(nn.Module):
+class NodeBuffers(nn.Module):
+    """Per-node state tensors (first dimension = node), named in ``_BUFFERS``, that are
+    zeroed together and grow together when unseen node ids arrive at inference."""
+
+    _BUFFERS: tuple[str, ...] = ()
+
+    @property
+    def num_nodes(self) -> int:
+        return getattr(self, self._BUFFERS[0]).size(0)
+
+    def reset(self) -> None:
+        for name in self._BUFFERS:
+            getattr(self, name).zero_()
+
+    def grow(self, num_nodes: int) -> None:
+        extra = num_nodes - self.num_nodes
+        if extra <= 0:
+            return
+        for name in self._BUFFERS:
+            buf = getattr(self, name)
+            setattr(self, name, torch.cat([buf, buf.new_zeros((extra,) + buf.shape[1:])]))
+
+
+class MessageStore(NodeBuffers):
     """Dense ring buffer of each node's ``size`` most recent raw messages.
 
     Args:
@@ -130,18 +153,6 @@ class MessageStore(nn.Module):
     @property
     def num_nodes(self) -> int:
         return self.head.size(0)
-
-    def reset(self) -> None:
-        for name in self._BUFFERS:
-            getattr(self, name).zero_()
-
-    def grow(self, num_nodes: int) -> None:
-        extra = num_nodes - self.num_nodes
-        if extra <= 0:
-            return
-        for name in self._BUFFERS:
-            buf = getattr(self, name)
-            setattr(self, name, torch.cat([buf, buf.new_zeros((extra,) + buf.shape[1:])]))
 
     def has_pending(self, n_id: Tensor) -> Tensor:
         return self.num_pending[n_id] > 0
