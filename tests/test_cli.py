@@ -5,19 +5,8 @@ import runpy
 import sys
 
 import pytest
-import torch
 
 from dyngraph import cli
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # these tensors are small: on a shared 2-core machine torch's intra-op threads only
-    # contend (measured 10-100x slowdowns under load); restore the setting afterwards
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_datasets_command_json(capsys):

@@ -7,16 +7,6 @@ from dyngraph.data import EventStream
 from dyngraph.errors import DataError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # these tensors are small: on a shared 2-core machine torch's intra-op threads only
-    # contend (measured 10-100x slowdowns under load); restore the setting afterwards
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _stream(**kw):
     src = torch.tensor([0, 1, 2, 0, 3])
     dst = torch.tensor([1, 2, 3, 2, 0])

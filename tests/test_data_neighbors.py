@@ -9,16 +9,6 @@ from dyngraph.datasets import CollegeMsg
 from dyngraph.errors import ShapeError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # these tensors are small: on a shared 2-core machine torch's intra-op threads only
-    # contend (measured 10-100x slowdowns under load); restore the setting afterwards
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def uci():
     return CollegeMsg()

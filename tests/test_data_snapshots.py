@@ -8,16 +8,6 @@ from dyngraph.datasets import SFHH, BitcoinOTC
 from dyngraph.errors import ConfigError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # these tensors are small: on a shared 2-core machine torch's intra-op threads only
-    # contend (measured 10-100x slowdowns under load); restore the setting afterwards
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_window_boundaries_synthetic():
     s = EventStream([0, 0, 1, 0, 2, 2], [1, 1, 2, 1, 0, 0], [10.0, 11.0, 12.0, 13.0, 14.0, 21.0],
                     msg=[[1.0], [3.0], [5.0], [7.0], [9.0], [2.0]],

@@ -14,16 +14,6 @@ from dyngraph.datasets import files as F
 from dyngraph.datasets import load_events
 from dyngraph.errors import ChecksumError, ConfigError, DataError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # these tensors are small: on a shared 2-core machine torch's intra-op threads only
-    # contend (measured 10-100x slowdowns under load); restore the setting afterwards
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 PUBLISHED = {  # events, nodes (datasets/PROVENANCE.md, from the original sources)
     "collegemsg": (59_835, 1_899),
     "wikipedia": (157_474, 9_227),

@@ -8,16 +8,6 @@ import dyngraph.datasets as D
 from dyngraph.datasets.files import data_file
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # these tensors are small: on a shared 2-core machine torch's intra-op threads only
-    # contend (measured 10-100x slowdowns under load); restore the setting afterwards
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("name, nodes, classes, feats, train",
                          [("cora", 2708, 7, 1433, 140), ("citeseer", 3327, 6, 3703, 120)])
 def test_planetoid_equals_pyg(name, nodes, classes, feats, train):

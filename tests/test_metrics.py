@@ -11,16 +11,6 @@ from dyngraph import metrics as M
 from dyngraph.errors import DataError, ShapeError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # these tensors are small: on a shared 2-core machine torch's intra-op threads only
-    # contend (measured 10-100x slowdowns under load); restore the setting afterwards
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @st.composite
 def scored_labels(draw):
     n = draw(st.integers(2, 80))
