@@ -11,6 +11,14 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # re-asserted per test: code under test (CLI --threads, trainers) may change it
+    torch.set_num_threads(1)
+    yield

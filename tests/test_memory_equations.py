@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from dyngraph.data import EventStream, TemporalNeighborIndex
@@ -30,16 +29,6 @@ D, T, F = 4, 3, 2
 FEAT = torch.tensor([[0.5, -1.0], [1.5, 0.25], [-0.75, 2.0]])
 SRC, DST = torch.tensor([0, 1, 2]), torch.tensor([1, 2, 0])
 TIME = torch.tensor([1.0, 3.0, 6.0], dtype=torch.float64)
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: extra threads only spin on a shared machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 
 def _stream():
     return EventStream(SRC, DST, TIME, msg=FEAT.clone(), num_nodes=3)

@@ -12,16 +12,6 @@ from dyngraph.nn.memory import PRESETS, MessageStore, build_memory_model
 
 N, E, F = 40, 400, 3
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: extra threads only spin on a shared machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
 def _stream(seed=0, n=N, e=E, ties=False):
     g = torch.Generator().manual_seed(seed)
     src = torch.randint(0, n, (e,), generator=g)

@@ -13,14 +13,6 @@ from dyngraph.nn.implicit import CGS, IGNN
 from dyngraph.solvers import SparseMatrix
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def graph(n: int, e: int, seed: int):
     g = torch.Generator().manual_seed(seed)
     ei = torch.randint(0, n, (2, e), generator=g)

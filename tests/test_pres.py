@@ -25,14 +25,6 @@ from dyngraph.nn.pres import (
 N, E, F = 40, 400, 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _stream(seed=0, n=N, e=E):
     g = torch.Generator().manual_seed(seed)
     src = torch.randint(0, n, (e,), generator=g)

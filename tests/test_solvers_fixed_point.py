@@ -22,15 +22,6 @@ warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
 SOLVERS = [picard, anderson, broyden]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny solves: intra-op threads only add OpenMP/MKL start-up cost on shared CPUs.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def stochastic_graph(n: int, extra: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Ring (strongly connected, aperiodic with the chords) + random chords, rows of A summing
     to 1, so ρ(A) = 1 exactly and ρ(γA) = γ."""

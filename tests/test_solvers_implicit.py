@@ -9,15 +9,6 @@ from dyngraph.errors import ConvergenceError
 from dyngraph.solvers import SparseMatrix, implicit_fixed_point
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny solves: intra-op threads only add OpenMP/MKL start-up cost on shared CPUs.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def problem(n: int = 10, d: int = 3, seed: int = 0, scale: float = 0.7):
     g = torch.Generator().manual_seed(seed)
     ei = torch.randint(0, n, (2, 4 * n), generator=g)

@@ -22,15 +22,6 @@ from dyngraph.solvers import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny solves: intra-op threads only add OpenMP/MKL start-up cost on shared CPUs.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def random_graph(n: int, e: int, seed: int, directed: bool = True):
     g = torch.Generator().manual_seed(seed)
     ei = torch.randint(0, n, (2, e), generator=g)

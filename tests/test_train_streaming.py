@@ -16,14 +16,6 @@ from dyngraph.train import StreamingConfig, load_checkpoint, train_link_predicti
 from dyngraph.train.cli import register
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def split():
     return get_events("uci")[:3000].split(seed=0)
