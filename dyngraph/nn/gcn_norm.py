@@ -2,9 +2,9 @@
 
 ``GCNAdjacency`` holds :math:`\\hat A = D^{-1/2}(A + I)D^{-1/2}` for one graph in CSR form,
 so a sequence model that visits the same snapshot many times (every epoch, every sliding
-window) pays for the normalisation once. Propagation goes through
-``dyngraph.ops.gather_aggregate`` when that module is available and otherwise through
-``torch.sparse.mm`` on the CSR tensor; both give ``out[i] = sum_j Ahat[i, j] x[j]``.
+window) pays for the normalisation once. Propagation goes through the fused
+``dyngraph.ops.gather_aggregate`` (or, as a reference, ``torch.sparse.mm`` on a CSR tensor);
+both give ``out[i] = sum_j Ahat[i, j] x[j]``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dyngraph.errors import BackendError, ConfigError, DataError, ShapeError
+from dyngraph.errors import ConfigError, DataError, ShapeError
+from dyngraph.ops import CSR, gather_aggregate
 
 __all__ = ["GCNAdjacency", "gcn_norm", "as_adjacency"]
 
@@ -72,15 +73,6 @@ def gcn_norm(
     return edge_index, weight
 
 
-def _ops():
-    """``dyngraph.ops`` (``CSR``, ``gather_aggregate``), or ``None`` if it cannot be imported."""
-    try:
-        from dyngraph.ops import CSR, gather_aggregate
-    except ImportError:
-        return None
-    return CSR, gather_aggregate
-
-
 @dataclass
 class GCNAdjacency:
     """The normalised adjacency of one snapshot, ready for repeated propagation.
@@ -88,8 +80,8 @@ class GCNAdjacency:
     Build with :meth:`from_edge_index`. ``backend="ops"`` keeps a ``dyngraph.ops.CSR`` (rows
     = targets) plus the normalised edge weights and propagates with the fused
     ``gather_aggregate``; ``backend="torch"`` keeps a ``torch`` sparse CSR matrix and uses
-    ``torch.sparse.mm``. Both compute ``out[i] = sum_{j->i} Ahat[i, j] x[j]``; the default
-    (``None``) is ``ops`` whenever ``dyngraph.ops`` is importable.
+    ``torch.sparse.mm`` (a reference path). Both compute ``out[i] = sum_{j->i} Ahat[i, j] x[j]``;
+    the default (``None``) is ``ops``.
     """
 
     num_nodes: int
@@ -110,13 +102,10 @@ class GCNAdjacency:
         if num_nodes is None:
             num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0
         ei, w = gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops, dtype)
-        ops = _ops() if backend in (None, "ops") else None
-        if backend == "ops" and ops is None:
-            raise BackendError("dyngraph.ops is not importable; use backend='torch'")
         if backend not in (None, "ops", "torch"):
             raise ConfigError(f"backend must be 'ops' or 'torch', got {backend!r}")
-        if ops is not None:
-            return cls(num_nodes, csr=ops[0].from_edge_index(ei, num_nodes=num_nodes), weight=w)
+        if backend != "torch":
+            return cls(num_nodes, csr=CSR.from_edge_index(ei, num_nodes=num_nodes), weight=w)
         coo = torch.sparse_coo_tensor(
             ei.flip(0), w, (num_nodes, num_nodes), check_invariants=False
         ).coalesce()
@@ -135,7 +124,7 @@ class GCNAdjacency:
         if self.csr is not None:
             if self.weight.dtype != x.dtype:
                 self.weight = self.weight.to(x.dtype)
-            return _ops()[1](x, self.csr, self.weight, "sum")
+            return gather_aggregate(x, self.csr, self.weight, "sum")
         if self.matrix.dtype != x.dtype:
             self.matrix = self.matrix.to(x.dtype)
         return torch.sparse.mm(self.matrix, x)
