@@ -8,17 +8,15 @@ Objectives are plain picklable objects so the Ray runner can ship them to worker
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch_geometric.data import Data
 
+from dyngraph.datasets import load_planetoid
 from dyngraph.errors import ConfigError, DataError
 from dyngraph.nas._threads import torch_threads
 from dyngraph.nas.architecture import Architecture
@@ -57,38 +55,6 @@ class TrainConfig:
     weight_decay: float = 5e-4
     patience: int = 100
     threads: int | None = None
-
-
-def load_planetoid(name: str) -> Data:
-    """Cora / CiteSeer with the standard Planetoid split, from the bundled files.
-
-    Uses ``dyngraph.datasets`` when available; otherwise copies the bundled raw Planetoid
-    files into a temporary PyG root (no download happens when the raw files are present).
-    """
-    key = name.lower()
-    pretty = {"cora": "Cora", "citeseer": "CiteSeer"}.get(key)
-    if pretty is None:
-        raise ConfigError(f"unknown dataset {name!r}; use 'cora' or 'citeseer'")
-    try:
-        from dyngraph import datasets as dsets
-
-        return getattr(dsets, pretty)()
-    except (ImportError, AttributeError):
-        pass
-    from torch_geometric.datasets import Planetoid
-
-    src = Path(__file__).resolve().parents[2] / "datasets" / "planetoid"
-    files = sorted(src.glob(f"ind.{key}.*"))
-    if len(files) < 8:
-        raise DataError(f"bundled Planetoid files for {key!r} not found under {src}")
-    root = Path(tempfile.mkdtemp(prefix="dyngraph-planetoid-"))
-    raw = root / pretty / "raw"
-    raw.mkdir(parents=True)
-    for f in files:
-        shutil.copy(f, raw / f.name)
-    data = Planetoid(str(root), pretty)[0]
-    shutil.rmtree(root, ignore_errors=True)
-    return data
 
 
 def _prepare(data: Data) -> Data:
