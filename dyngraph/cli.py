@@ -25,6 +25,11 @@ _COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``dyngraph`` argument parser with every available subcommand registered.
+
+    A subsystem whose module fails to import is skipped with a warning on stderr, so the
+    other subcommands keep working.
+    """
     from dyngraph import __version__
 
     parser = argparse.ArgumentParser(
@@ -46,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``dyngraph`` console script.
+
+    Args:
+        argv: arguments without the program name; ``None`` reads ``sys.argv``.
+
+    Returns:
+        The exit code: the subcommand's, 1 on a :class:`~dyngraph.errors.DyngraphError`
+        (printed as one line), 2 when no subcommand was given.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
