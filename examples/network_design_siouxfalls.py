@@ -61,7 +61,7 @@ def main() -> None:
     if args.surrogate:
         sur_path = Path(args.surrogate)
     else:
-        sur = Surrogate(net, SurrogateConfig(hidden=16 if args.fast else 48))
+        sur = Surrogate(net, SurrogateConfig(hidden=16 if args.fast else 32))
         train_surrogate(sur, train, val, TrainConfig(epochs=epochs),
                         checkpoint=out / "surrogate_checkpoint.pt", progress=not args.fast)
         sur_path = sur.save(out / "surrogate.pt")

@@ -112,3 +112,38 @@ def test_cli_registers_design():
     assert parse_candidates("6-8, 10-16") == [(6, 8), (10, 16)]
     with pytest.raises(ConfigError, match="init-term"):
         parse_candidates("6:8")
+
+
+def test_stall_stop_and_surrogate_cache(problem, net):
+    # 5 binary candidates: 32 designs, so the GA soon re-proposes designs it has scored and
+    # stops improving
+    opt = SurrogateOptimizer(problem, _surrogate(net),
+                             SearchBudget(generations=200, stall_generations=3),
+                             population=8, seed=0)
+    opt.run()
+    assert opt.ga.generation < 200
+    best = [h[3] for h in opt.history]
+    assert len(best) >= 4 and best[-1] == best[-4]  # no improvement in the last 3
+    # each distinct design is scored once by the surrogate: the rest come from the cache
+    seen = len(opt._sur)
+    assert opt.surrogate_calls == seen <= problem.num_designs
+    before = opt.surrogate_calls
+    x = opt.ga.population
+    np.testing.assert_allclose(opt.surrogate_ttt(x), opt.surrogate.predict_ttt(
+        problem.capacities(x)), rtol=1e-6)
+    assert opt.surrogate_calls == before
+
+
+def test_local_search_reaches_a_neighbourhood_minimum(problem, net):
+    opt = SurrogateOptimizer(problem, _surrogate(net), SearchBudget(generations=1),
+                             population=4, seed=3, local_search=True)
+    opt.run()
+    best = opt.ga.population[0]
+    nb = opt.neighbours(best)
+    # 5 binary genes: 5 single flips + 10 pair flips, all distinct from the design
+    assert nb.shape == (15, 5) and not (nb == best).all(1).any()
+    assert len({r.tobytes() for r in nb}) == 15
+    assert ((nb != best).sum(1) <= 2).all()
+    # no neighbour is better on the surrogate's fitness
+    assert opt.score(nb).min() >= opt.ga.fitness[0]
+    assert opt.ga.fitness[0] == opt.score(best[None])[0]

@@ -123,3 +123,92 @@ def test_scenario_split_is_disjoint_and_reproducible(scenarios):
     assert not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2])
     tr2, _, _ = data.split(0.25, 0.25, seed=3)
     np.testing.assert_array_equal(tr.flows, tr2.flows)
+
+
+@pytest.mark.parametrize("channel_weights,bidirectional,context",
+                         [(False, True, False), (True, True, True), (False, False, False)])
+def test_dense_fast_path_equals_pyg_message_passing(net, channel_weights, bidirectional,
+                                                    context):
+    # the batched dense path must compute exactly what PyG's MessagePassing computes on the
+    # disjoint union of the scenarios' graphs
+    cfg = SurrogateConfig(hidden=8, layers=3, channel_weights=channel_weights,
+                          bidirectional=bidirectional, global_context=context,
+                          link_embedding=4, seed=2)
+    s = Surrogate(net, cfg)
+    rng = np.random.default_rng(0)
+    cap = net.capacity * rng.uniform(0.5, 1.5, (5, net.num_links))
+    dem = net.demand * rng.uniform(0.8, 1.2, (5, *net.demand.shape))
+    with torch.no_grad():
+        a = s.forward_flows(cap, dem, dense=True)
+        b = s.forward_flows(cap, dem, dense=False)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3)
+    x, ei, ea = s.features(cap, dem)
+    assert x.shape[0] == 5 * net.num_nodes and ei.shape[1] == ea.shape[0] == 5 * net.num_links
+
+
+def test_route_split_reproduces_all_or_nothing(net):
+    from dyngraph.bilevel import route_split
+    from dyngraph.traffic import all_or_nothing
+
+    rng = np.random.default_rng(3)
+    times = net.free_flow_time * rng.uniform(1.0, 3.0, (3, net.num_links))
+    p = route_split(net, times)
+    z = net.num_zones
+    dem = net.demand * rng.uniform(0.8, 1.2, net.demand.shape)
+    np.fill_diagonal(dem, 0.0)
+    # demand projected through the averaged incidence = average of the AON loadings
+    ref = np.mean([all_or_nothing(net, t, dem)[0] for t in times], axis=0)
+    np.testing.assert_allclose(dem.reshape(-1) @ p, ref, rtol=1e-9, atol=1e-6)
+    od = p.reshape(z, z, -1)
+    # every OD pair with demand leaves its origin exactly once: shares out of the origin's
+    # links sum to one
+    out_of = np.zeros((z, net.num_links))
+    out_of[net.init[net.init < z], np.flatnonzero(net.init < z)] = 1
+    i, j = 0, 5
+    assert abs((od[i, j] * out_of[i]).sum() - 1.0) < 1e-9
+    with pytest.raises(DataError, match="link_time"):
+        route_split(net, -times)
+
+
+def test_paper_preset_and_route_features(net, scenarios):
+    data, _ = scenarios
+    paper = SurrogateConfig.paper()
+    assert not (paper.bidirectional or paper.channel_weights or paper.demand_columns
+                or paper.route_features)
+    s = Surrogate(net, paper)
+    assert s.edge_in == 3 and "route" not in s.stats
+    s.fit_stats(data)
+    np.testing.assert_allclose(s.stats["flow_mu"].numpy(), data.flows.mean(0), rtol=1e-5)
+    r = Surrogate(net, SurrogateConfig(hidden=8, layers=1))
+    r.fit_stats(data)
+    # the target is the correction of the route-split flows: its mean over the training set
+    # is what the base flows miss on average
+    base = (data.demand.reshape(len(data), -1) @ r.stats["route"].numpy().astype(np.float64))
+    np.testing.assert_allclose(r.stats["flow_mu"].numpy(), (data.flows - base).mean(0),
+                               rtol=1e-3, atol=1e-2 * data.flows.std())
+
+
+def test_global_linear_starts_at_the_ridge_least_squares_fit(net, scenarios):
+    data, _ = scenarios
+    s = Surrogate(net, SurrogateConfig(hidden=8, layers=1))
+    s.fit_stats(data)
+    cap = torch.as_tensor(data.capacity, dtype=torch.float32)
+    base = s._route_flows(torch.as_tensor(data.demand, dtype=torch.float32))
+    a = torch.cat([s._global_inputs(cap, base), torch.ones(len(data), 1)], 1).double()
+    y = ((torch.as_tensor(data.flows, dtype=torch.float32) - base - s.stats["flow_mu"])
+         / s.stats["flow_sd"]).double()
+    lin = s.model.global_linear
+    w = torch.cat([lin.weight.T, lin.bias[None]], 0).double().detach()
+    # ridge normal equations: A^T (y - A w) = lambda w
+    lam = 1e-3 * len(data)
+    torch.testing.assert_close(a.T @ (y - a @ w), lam * w, rtol=0, atol=2e-3 * lam)
+    # with the GNN's readouts silenced the surrogate predicts exactly the linear fit
+    with torch.no_grad():
+        for r in s.model.readout:
+            r.out.weight.zero_()
+            r.out.bias.zero_()
+    pred = s.predict_flows(data.capacity, data.demand)
+    ref = torch.relu(base + s.stats["flow_mu"] + s.stats["flow_sd"] * (a @ w).float())
+    np.testing.assert_allclose(pred, ref.numpy(), rtol=1e-4, atol=1e-2)
+    with pytest.raises(ConfigError, match="route_features"):
+        Surrogate(net, SurrogateConfig(route_features=False, global_linear=True))

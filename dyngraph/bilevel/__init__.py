@@ -17,7 +17,13 @@ from dyngraph.bilevel.optimizer import (
 )
 from dyngraph.bilevel.plot import plot_design, plot_search_history
 from dyngraph.bilevel.problem import PROBLEM_KINDS, NetworkDesignProblem, two_way_pairs
-from dyngraph.bilevel.surrogate import EdgeWeightedGINConv, FlowGNN, Surrogate, SurrogateConfig
+from dyngraph.bilevel.surrogate import (
+    EdgeWeightedGINConv,
+    FlowGNN,
+    Surrogate,
+    SurrogateConfig,
+    route_split,
+)
 from dyngraph.bilevel.training import (
     SurrogateMetrics,
     TrainConfig,
@@ -36,6 +42,7 @@ __all__ = [
     "FlowGNN",
     "Surrogate",
     "SurrogateConfig",
+    "route_split",
     "TrainConfig",
     "SurrogateMetrics",
     "train_surrogate",

@@ -33,9 +33,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cache", default="dyngraph-design-cache",
                    help="folder for scenarios, checkpoints and the trained surrogate")
     p.add_argument("--scenarios", type=int, default=4000, help="training scenarios to solve")
-    p.add_argument("--epochs", type=int, default=40, help="surrogate training epochs")
+    p.add_argument("--epochs", type=int, default=20, help="surrogate training epochs")
     p.add_argument("--generations", type=int, default=50)
     p.add_argument("--time-limit", type=float, default=None, help="search seconds")
+    p.add_argument("--stall-generations", type=int, default=10,
+                   help="stop after this many generations without improvement (0: never)")
     p.add_argument("--population", type=int, default=128)
     p.add_argument("--refresh", action="store_true",
                    help="re-solve promising designs exactly during the search and fine-tune")
@@ -91,7 +93,7 @@ def main_design(args: argparse.Namespace) -> int:
     else:
         data = generate_scenarios(net, args.scenarios, cache / "scenarios")
         train, val, test = data.split(0.1, 0.05, seed=args.seed)
-        sur = Surrogate(net, SurrogateConfig(hidden=48, seed=args.seed))
+        sur = Surrogate(net, SurrogateConfig(seed=args.seed))
         train_surrogate(sur, train, val, TrainConfig(epochs=args.epochs, seed=args.seed),
                         checkpoint=cache / "surrogate_checkpoint.pt")
         sur.save(cache / "surrogate.pt")
@@ -99,7 +101,9 @@ def main_design(args: argparse.Namespace) -> int:
         replay = train
     refresh = RefreshConfig(replay=replay) if args.refresh else None
     opt = SurrogateOptimizer(problem, sur, SearchBudget(generations=args.generations,
-                                                        wall_time=args.time_limit),
+                                                        wall_time=args.time_limit,
+                                                        stall_generations=args.stall_generations
+                                                        or None),
                              refresh=refresh, population=args.population, seed=args.seed)
     opt.run(progress=True)
     rec = opt.recommend(top_k=args.top_k, verify=True)

@@ -7,13 +7,18 @@ populations at once, and exact UE solves re-score the best designs at the end
 uses their exact values in the search from then on, and fine-tunes the surrogate on them
 (with a replay sample of its training scenarios so it does not forget the rest of the space).
 
-Budgets cap wall time, surrogate evaluations (designs scored) and exact UE solves; the loop
-(:meth:`run`) stops at the first one reached. :meth:`ask` / :meth:`tell` expose single
-generations for callers that evaluate designs themselves.
+Budgets cap wall time, surrogate evaluations (designs scored), exact UE solves, generations
+and generations without improvement; the loop (:meth:`run`) stops at the first one reached.
+Each design is scored by a given surrogate once (a cache serves repeats), every generation's
+new designs go through one batched surrogate call, and an optional local search
+(``local_search``) polishes the GA's best design over its 1- and 2-gene neighbourhoods.
+:meth:`ask` / :meth:`tell` expose single generations for callers that evaluate designs
+themselves.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -40,12 +45,15 @@ class SearchBudget:
         surrogate_calls: designs scored by the surrogate.
         exact_calls: exact UE solves (refresh and verification).
         generations: GA generations.
+        stall_generations: stop once the best fitness has not improved for this many
+            generations (convergence).
     """
 
     wall_time: float | None = None
     surrogate_calls: int | None = None
     exact_calls: int | None = None
     generations: int | None = None
+    stall_generations: int | None = None
 
 
 @dataclass
@@ -114,6 +122,9 @@ class SurrogateOptimizer:
         population, elite_ratio, parents_ratio, mutation_rate: GA settings (paper defaults).
         seed: GA seed.
         graph: a :class:`~dyngraph.traffic.RoutingGraph` reused by every exact solve.
+        local_search: after the GA, descend from its best design through its 1- and 2-gene
+            neighbourhoods on the surrogate (one batched call per step; :meth:`polish`). The
+            GA alone tends to stall one or two genes away from the optimum.
     """
 
     def __init__(self, problem: NetworkDesignProblem, surrogate: Surrogate,
@@ -121,8 +132,9 @@ class SurrogateOptimizer:
                  refresh: RefreshConfig | bool | None = None, population: int = 128,
                  elite_ratio: float = 0.3, parents_ratio: float = 0.4,
                  mutation_rate: float = 0.05, seed: int = 0,
-                 graph: RoutingGraph | None = None) -> None:
+                 graph: RoutingGraph | None = None, local_search: bool = False) -> None:
         surrogate.check_network(problem.network)
+        self.local_search = local_search
         self.problem, self.surrogate = problem, surrogate
         self.budget = budget or SearchBudget(generations=100)
         self.refresh = RefreshConfig() if refresh is True else (refresh or None)
@@ -143,6 +155,7 @@ class SurrogateOptimizer:
         self.calibration = 1.0
         self._t0: float | None = None
         self._elapsed = 0.0
+        self._stall = 0  # generations without improvement of the best fitness
         #: (seconds, surrogate calls, exact calls, best fitness in the search)
         self.history: list[tuple[float, int, int, float]] = []
 
@@ -151,12 +164,18 @@ class SurrogateOptimizer:
         return np.asarray(row, dtype=np.int64).tobytes()
 
     def surrogate_ttt(self, designs) -> np.ndarray:
-        """Surrogate TTT of designs, one batched call (counted)."""
+        """Surrogate TTT of designs: designs the current surrogate already scored come from
+        a cache, the rest are scored in one batched call (counted)."""
         x = self.problem.check_designs(designs)
-        ttt = self.surrogate.predict_ttt(self.problem.capacities(x), self.problem.network.demand)
-        self.surrogate_calls += len(x)
-        for r, v in zip(x, ttt):
-            self._sur[self._key(r)] = float(v)
+        keys = [self._key(r) for r in x]
+        ttt = np.array([self._sur.get(k, np.nan) for k in keys])
+        new = np.flatnonzero(np.isnan(ttt))
+        if new.size:
+            ttt[new] = self.surrogate.predict_ttt(self.problem.capacities(x[new]),
+                                                  self.problem.network.demand)
+            self.surrogate_calls += int(new.size)
+            for i in new:
+                self._sur[keys[i]] = float(ttt[i])
         return ttt
 
     def score(self, designs) -> np.ndarray:
@@ -196,7 +215,9 @@ class SurrogateOptimizer:
 
     def tell(self, designs, fitness) -> None:
         """Report the fitness (lower is better) of the designs from :meth:`ask`."""
+        before = self.ga.best_fitness
         self.ga.tell(np.asarray(designs), np.asarray(fitness, dtype=np.float64))
+        self._stall = 0 if self.ga.best_fitness < before else self._stall + 1
         self._tick()
 
     def step(self) -> float:
@@ -227,7 +248,8 @@ class SurrogateOptimizer:
         return bool((b.wall_time is not None and self.elapsed >= b.wall_time)
                     or (b.surrogate_calls is not None and self.surrogate_calls >= b.surrogate_calls)
                     or (b.exact_calls is not None and self.exact_calls >= b.exact_calls)
-                    or (b.generations is not None and self.ga.generation >= b.generations))
+                    or (b.generations is not None and self.ga.generation >= b.generations)
+                    or (b.stall_generations is not None and self._stall >= b.stall_generations))
 
     def run(self, progress: bool = False) -> SurrogateOptimizer:
         """Run generations until the budget is exhausted."""
@@ -250,7 +272,54 @@ class SurrogateOptimizer:
         finally:
             if bar is not None:
                 bar.close()
+        if self.local_search:
+            self.polish()
         return self
+
+    def neighbours(self, design, pairs: bool = True) -> np.ndarray:
+        """Designs differing from ``design`` in one gene (and in two when ``pairs`` and the
+        pair neighbourhood has at most 4096 designs)."""
+        x = self.problem.check_designs(design)[0]
+        lv = self.problem.levels
+        d = x.size
+        out = []
+        for i in range(d):
+            for v in lv[lv != x[i]]:
+                y = x.copy()
+                y[i] = v
+                out.append(y)
+        n_pairs = d * (d - 1) // 2 * (lv.size - 1) ** 2
+        if pairs and n_pairs <= 4096:
+            for i, j in itertools.combinations(range(d), 2):
+                for vi in lv[lv != x[i]]:
+                    for vj in lv[lv != x[j]]:
+                        y = x.copy()
+                        y[i], y[j] = vi, vj
+                        out.append(y)
+        return np.asarray(out, dtype=np.int64).reshape(-1, d)
+
+    def polish(self, max_steps: int = 10) -> np.ndarray:
+        """Steepest descent from the GA's best design over its neighbourhood, each step one
+        batched surrogate call (cached designs are free). The best design found is put into
+        the population (replacing the worst) and returned."""
+        if self.ga.population is None:
+            raise ConfigError("nothing searched yet; call run() or ask()/tell() first")
+        best, fit = self.ga.population[0].copy(), float(self.ga.fitness[0])
+        for _ in range(max_steps):
+            nb = self.neighbours(best)
+            f = self.score(nb)
+            k = int(np.argmin(f))
+            if f[k] >= fit:
+                break
+            best, fit = nb[k], float(f[k])
+        if fit < self.ga.fitness[0]:
+            pop, fits = self.ga.population.copy(), self.ga.fitness.copy()
+            pop[-1], fits[-1] = best, fit
+            self.ga.population, self.ga.fitness = pop, fits
+            self.ga.update_fitness(fits)
+            self.history.append((self.elapsed, self.surrogate_calls, self.exact_calls,
+                                 self.ga.best_fitness))
+        return best
 
     # ------------------------------------------------------------------ refresh
     def refresh_now(self) -> int:
@@ -273,6 +342,7 @@ class SurrogateOptimizer:
             self._finetune(cfg)
         self._calibrate()
         self.refreshes += 1
+        self._stall = 0  # new exact information: give the search time to exploit it
         self.ga.update_fitness(self.score(self.ga.population))
         return len(pick)
 
@@ -281,7 +351,8 @@ class SurrogateOptimizer:
         x = np.asarray([np.frombuffer(kk, dtype=np.int64) for kk in keys])
         sur = self.surrogate.predict_ttt(self.problem.capacities(x), self.problem.network.demand)
         exact = np.asarray([self._exact[kk] for kk in keys])
-        self.calibration = float(np.median(exact / sur))
+        ok = sur > 0  # a badly off surrogate may predict no traffic at all
+        self.calibration = float(np.median(exact[ok] / sur[ok])) if ok.any() else 1.0
 
     def _finetune(self, cfg: RefreshConfig) -> None:
         keys = list(self._exact_flows)
@@ -311,8 +382,9 @@ class SurrogateOptimizer:
     def recommend(self, top_k: int = 20, verify: bool = True) -> Recommendations:
         """The ``top_k`` best distinct designs seen, re-scored exactly when ``verify``.
 
-        Candidates are the ``top_k`` best designs by the current surrogate (all designs seen
-        are re-scored in one batched call so old and new surrogate values are comparable)
+        Candidates are the ``top_k`` best designs by the current surrogate (designs seen
+        before the last fine-tuning are re-scored in one batched call so old and new surrogate
+        values are comparable)
         plus the ``top_k`` best designs already solved exactly during the search (free).
         With ``verify`` the unsolved ones are solved (batched, cached, counted, not limited
         by the search budget) and everything is ranked by exact fitness.
@@ -323,8 +395,12 @@ class SurrogateOptimizer:
         for kk in (*self._exact, *self._sur):
             pool.setdefault(kk, np.frombuffer(kk, dtype=np.int64))
         x = np.asarray(list(pool.values()), dtype=np.int64)
-        sur = self.surrogate.predict_ttt(self.problem.capacities(x),
-                                         self.problem.network.demand)
+        # the cache holds the current surrogate's values (it is cleared by fine-tuning)
+        sur = np.array([self._sur.get(self._key(r), np.nan) for r in x])
+        miss = np.flatnonzero(np.isnan(sur))
+        if miss.size:
+            sur[miss] = self.surrogate.predict_ttt(self.problem.capacities(x[miss]),
+                                                   self.problem.network.demand)
         known = np.array([self._exact.get(self._key(r), np.nan) for r in x])
         by_sur = np.argsort(self.problem.fitness(sur, x), kind="stable")[:top_k]
         solved = np.flatnonzero(np.isfinite(known))

@@ -34,7 +34,7 @@ class TrainConfig:
 
     epochs: int = 100
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 3e-3
     lr_min_ratio: float = 0.02
     weight_decay: float = 1e-5
     ttt_weight: float = 0.1
@@ -78,7 +78,9 @@ def _loss(s: Surrogate, cap: torch.Tensor, dem, flows: torch.Tensor, ttt: torch.
     sd = s.stats["flow_sd"]
     loss = (((pred - flows) / sd) ** 2).mean()
     if ttt_weight > 0:
-        rel = (s.ttt_from_flows(pred, cap) - ttt) / ttt
+        # clamped: an untrained surrogate (e.g. fine-tuned during a refresh) can be off by
+        # orders of magnitude, and a squared 1e12 would overflow the gradient norm
+        rel = ((s.ttt_from_flows(pred, cap) - ttt) / ttt).clamp(-1.0, 1.0)
         loss = loss + ttt_weight * (rel ** 2).mean() * 1e2
     return loss
 
@@ -154,7 +156,7 @@ def train_surrogate(
         hist = TrainHistory(**st["history"])
         start, best, best_state, bad = st["epoch"], st["best"], st["best_state"], st["bad"]
     elif set_stats:
-        surrogate.set_flow_stats(train.flows)
+        surrogate.fit_stats(train)
 
     cap_all = torch.as_tensor(train.capacity, dtype=torch.float32)
     dem_all = torch.as_tensor(train.demand, dtype=torch.float32)
