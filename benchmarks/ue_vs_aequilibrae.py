@@ -7,9 +7,12 @@ AequilibraE runs single-threaded by default (``--aeq-cores``), like dyngraph.
 
 Part 2 — batched scenario generation: ``--scenarios`` perturbed Sioux Falls scenarios (the
 paper's demand ±20 %, capacity × (1 + k/4)) solved one by one with ``solve_ue`` and together
-with ``solve_ue_batch``; seconds per scenario and the ratio.
+with ``solve_ue_batch``; seconds per scenario and the ratio (``--skip-batch`` to leave it out;
+``benchmarks/batch_generation.py`` measures it in more detail).
 
     .venv/bin/python benchmarks/ue_vs_aequilibrae.py [--fast]
+
+Results go to ``benchmarks/results/ue_vs_aequilibrae.json`` (``--out``).
 
 Timings on a shared machine are noisy; compare ratios measured in the same run.
 
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
+import platform
 import sys
 
 if __name__ == "__main__":  # must precede any OpenMP runtime start-up
@@ -101,15 +106,18 @@ def aeq_solver(net: TrafficNetwork, cores: int):
     return solve
 
 
-def bench_gaps(net: TrafficNetwork, repeat: int, aeq_cores: int, skip_aeq: bool) -> None:
+def bench_gaps(net: TrafficNetwork, repeat: int, aeq_cores: int, skip_aeq: bool) -> list[dict]:
     print(f"\n== {net.name}: {net.num_nodes} nodes, {net.num_links} links, {net.num_zones} zones")
     aeq = None
+    aeq_version = None
+    rows: list[dict] = []
     if not skip_aeq:
         try:
             from importlib.metadata import version
 
             aeq = aeq_solver(net, aeq_cores)
-            print(f"AequilibraE {version('aequilibrae')} (cores={aeq_cores})")
+            aeq_version = version("aequilibrae")
+            print(f"AequilibraE {aeq_version} (cores={aeq_cores})")
         except ImportError:
             print("AequilibraE not installed (.venv/bin/pip install aequilibrae): dyngraph only")
     g = RoutingGraph(net)
@@ -124,6 +132,9 @@ def bench_gaps(net: TrafficNetwork, repeat: int, aeq_cores: int, skip_aeq: bool)
             ts.append(time.perf_counter() - t0)
         ours = statistics.median(ts)
         line = f"{gap:6.0e} | {ours:10.3f} {res.report.iterations:5d} | "
+        row = {"network": net.name, "links": net.num_links, "zones": net.num_zones,
+               "rgap": gap, "dyngraph_s": ours, "dyngraph_iterations": res.report.iterations,
+               "dyngraph_tstt": res.total_travel_time, "dyngraph_runs": ts}
         if aeq is not None:
             runs = []
             for _ in range(max(1, repeat // 3)):
@@ -134,15 +145,21 @@ def bench_gaps(net: TrafficNetwork, repeat: int, aeq_cores: int, skip_aeq: bool)
             _, it, tstt, flows, rg = runs[0]
             line += (f"{sec:13.3f} {it:5d} | {sec / ours:7.1f}x | {res.total_travel_time:15.2f} "
                      f"{tstt:17.2f}")
+            err = float(np.max(np.abs(flows - res.flows) / np.maximum(res.flows, 1.0)))
+            row.update(aequilibrae_version=aeq_version, aequilibrae_s=sec,
+                       aequilibrae_iterations=it, aequilibrae_tstt=tstt,
+                       aequilibrae_final_rgap=rg, speedup=sec / ours,
+                       max_rel_link_flow_diff=err, aequilibrae_runs=[r[0] for r in runs])
             if gap == GAPS[-1]:
-                err = np.max(np.abs(flows - res.flows) / np.maximum(res.flows, 1.0))
                 line += f"   (max rel. link-flow diff {err:.2e}, AequilibraE final rgap {rg:.2e})"
         else:
             line += f"{'-':>13} {'-':>5} | {'-':>8} | {res.total_travel_time:15.2f}"
         print(line, flush=True)
+        rows.append(row)
+    return rows
 
 
-def bench_batch(net: TrafficNetwork, n: int, rgap: float, n_single: int, chunk: int) -> None:
+def bench_batch(net: TrafficNetwork, n: int, rgap: float, n_single: int, chunk: int) -> dict:
     print(f"\n== batched scenario generation on {net.name}: {n} scenarios, rgap {rgap:g}")
     sampler = ScenarioSampler(seed=1)
     cap, dem = sampler(net, np.arange(n))
@@ -165,6 +182,9 @@ def bench_batch(net: TrafficNetwork, n: int, rgap: float, n_single: int, chunk: 
     print(f"solve_ue_batch     : {batched * 1e3:8.2f} ms/scenario (chunks of {chunk})")
     print(f"speed-up per scenario: {one / batched:.1f}x   (max |flow diff| vs one-by-one "
           f"{diff:.2e} veh)")
+    out = {"network": net.name, "rgap": rgap, "scenarios": n, "singles": k, "chunk": chunk,
+           "single_ms_per_scenario": one * 1e3, "batch_ms_per_scenario": batched * 1e3,
+           "speedup": one / batched, "max_abs_flow_diff": float(diff), "run_scenarios": {}}
     for jobs in (1, 2):
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
@@ -173,6 +193,8 @@ def bench_batch(net: TrafficNetwork, n: int, rgap: float, n_single: int, chunk: 
             per = (time.perf_counter() - t0) / n
         print(f"run_scenarios n_jobs={jobs} (to disk): {per * 1e3:8.2f} ms/scenario -> "
               f"{one / per:.1f}x vs one-by-one")
+        out["run_scenarios"][str(jobs)] = {"ms_per_scenario": per * 1e3, "speedup": one / per}
+    return out
 
 
 def main() -> None:
@@ -183,6 +205,9 @@ def main() -> None:
     ap.add_argument("--skip-aeq", action="store_true")
     ap.add_argument("--scenarios", type=int, default=512)
     ap.add_argument("--chunk", type=int, default=256)
+    ap.add_argument("--skip-batch", action="store_true")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"
+                                         / "ue_vs_aequilibrae.json"))
     ap.add_argument("--fast", action="store_true", help="tiny settings (smoke test)")
     a = ap.parse_args()
     nets = [sioux_falls()]
@@ -194,11 +219,30 @@ def main() -> None:
         global GAPS
         GAPS = (1e-3, 1e-4)
         a.repeat, a.scenarios, a.chunk = 1, 16, 8
-    for net in nets:
-        bench_gaps(net, a.repeat, a.aeq_cores, a.skip_aeq)
-    bench_batch(nets[0], a.scenarios, 1e-4, n_single=min(32, a.scenarios), chunk=a.chunk)
-    if len(nets) > 1:
-        bench_batch(nets[1], a.scenarios // 2, 1e-4, n_single=min(16, a.scenarios), chunk=a.chunk)
+    from dyngraph.traffic.paths import aon_backend
+
+    gaps = [row for net in nets for row in bench_gaps(net, a.repeat, a.aeq_cores, a.skip_aeq)]
+    batches = []
+    if not a.skip_batch:
+        batches.append(bench_batch(nets[0], a.scenarios, 1e-4, n_single=min(32, a.scenarios),
+                                   chunk=a.chunk))
+        if len(nets) > 1:
+            batches.append(bench_batch(nets[1], a.scenarios // 2, 1e-4,
+                                       n_single=min(16, a.scenarios), chunk=a.chunk))
+    if not a.fast:
+        result = {
+            "benchmark": "UE time to relative gap: dyngraph BFW vs AequilibraE BFW",
+            "command": ".venv/bin/python " + " ".join(sys.argv),
+            "aon_backend": aon_backend(), "aeq_cores": a.aeq_cores, "repeat": a.repeat,
+            "cpus": os.cpu_count(), "load_average": list(os.getloadavg()),
+            "python": platform.python_version(),
+            "note": "shared 2-core machine, timings noisy; medians over repeats, both "
+                    "libraries single-threaded in one process",
+            "gaps": gaps, "batch": batches,
+        }
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(result, indent=1))
+        print(f"\nresults -> {a.out}")
 
 
 if __name__ == "__main__":

@@ -19,13 +19,19 @@ def sf():
     return sioux_falls()
 
 
-def test_batch_matches_single_solves(sf):
+@pytest.mark.parametrize("backend", ["native", "numpy"])
+def test_batch_matches_single_solves(sf, backend, monkeypatch):
+    from dyngraph.traffic import paths
+
+    if backend == "native" and paths.aon_backend() != "native":
+        pytest.skip("native traffic kernel unavailable")
+    monkeypatch.setenv(paths.BACKEND_ENV, backend)
     sampler = ScenarioSampler(seed=7)
     cap, dem = sampler(sf, np.arange(5))
     assert np.all(np.isin(np.round(cap / sf.capacity, 6), [0.5, 0.75, 1.0, 1.25, 1.5]))
     ratio = dem / np.where(sf.demand > 0, sf.demand, 1)
     assert ratio[:, sf.demand > 0].min() >= 0.8 and ratio[:, sf.demand > 0].max() <= 1.2
-    # blocks of 2 and slices of 2 scenarios on purpose: the last block/slice is partial
+    # numpy: blocks of 2 and slices of 2 scenarios on purpose: the last block/slice is partial
     g = RoutingGraph(sf, block=2, slice_elems=1)
     batch = solve_ue_batch(sf, capacity=cap, demand=dem, rgap=1e-5, graph=g)
     assert batch.converged.all() and np.all(batch.rgap <= 1e-5)
@@ -86,3 +92,18 @@ def test_cli_ue_writes_report_flows_and_plot(tmp_path, capsys):
     assert r["total_travel_time"] == pytest.approx(float(flows[:, 2] @ flows[:, 3]), rel=1e-6)
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     assert "converged" in capsys.readouterr().out
+
+
+def test_run_scenarios_progress_bar_and_two_workers(sf, tmp_path, capsys):
+    one = tmp_path / "one"
+    run_scenarios(sf, 4, one, chunk_size=2, rgap=1e-3, progress=True)
+    err = capsys.readouterr().err
+    assert "UE scenarios" in err and "4/4" in err
+    # resuming a finished run only re-reports what is on disk
+    run_scenarios(sf, 4, one, chunk_size=2, rgap=1e-3, progress=True)
+    assert "4/4" in capsys.readouterr().err
+    two = tmp_path / "two"
+    run_scenarios(sf, 4, two, chunk_size=2, rgap=1e-3, n_jobs=2, progress=False)
+    a, b = load_scenarios(one), load_scenarios(two)
+    np.testing.assert_array_equal(a["flows"], b["flows"])
+    np.testing.assert_array_equal(a["iterations"], b["iterations"])

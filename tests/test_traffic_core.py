@@ -233,3 +233,118 @@ def test_convergence_error_and_config_errors(sf):
         solve_ue(sf, rgap=0)
     with pytest.raises(ConfigError):
         solve_ue(sf, capacity=-sf.capacity)
+
+
+# ------------------------------------------------------------------ AON back ends
+def _native_or_skip():
+    from dyngraph.traffic.paths import aon_backend
+
+    if aon_backend() != "native":
+        pytest.skip("native traffic kernel unavailable (numpy back end in use)")
+
+
+@pytest.mark.parametrize("backend,algo", [("native", "dijkstra"), ("native", "floyd"),
+                                          ("native", "auto"), ("numpy", "auto")])
+@pytest.mark.parametrize("seed,first_thru", [(3, 1), (4, 7)])
+def test_routing_graph_aon_backends_match_networkx(backend, algo, seed, first_thru):
+    from dyngraph.traffic.paths import ODPairs
+
+    if backend == "native":
+        _native_or_skip()
+    net = _random_network(seed, first_thru=first_thru)
+    rng = np.random.default_rng(seed + 20)
+    costs = rng.uniform(1, 20, (3, net.num_links))
+    dem = net.demand * rng.uniform(0.5, 1.5, (3, 1, 1))
+    od = ODPairs(dem)
+    flows, od_cost = RoutingGraph(net).aon(costs, od, need_cost=True, backend=backend,
+                                           algorithm=algo)
+    for k in range(3):
+        ref_flows, ref_skim = _nx_aon(TrafficNetwork(
+            num_nodes=net.num_nodes, num_zones=net.num_zones,
+            first_thru_node=net.first_thru_node, init=net.init, term=net.term,
+            capacity=net.capacity, free_flow_time=net.free_flow_time, b=net.b, power=net.power,
+            demand=dem[k]), costs[k])
+        np.testing.assert_allclose(flows[k], ref_flows, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(od_cost[k], ref_skim[od.orig, od.dest], rtol=1e-12)
+    # one demand shared by many cost vectors
+    shared = RoutingGraph(net).aon(costs, ODPairs(dem[0]), backend=backend, algorithm=algo)[0]
+    for k in range(3):
+        np.testing.assert_allclose(
+            shared[k], RoutingGraph(net).aon(costs[k:k + 1], ODPairs(dem[0]), backend=backend,
+                                             algorithm=algo)[0][0], rtol=1e-12)
+
+
+def test_native_aon_parallel_links_and_bad_costs():
+    from dyngraph.errors import DataError
+    from dyngraph.traffic.paths import ODPairs
+
+    _native_or_skip()
+    base = _random_network(5, first_thru=3)
+    dup = np.arange(0, base.num_links, 4)  # a parallel copy of every 4th link
+    net = TrafficNetwork(
+        num_nodes=base.num_nodes, num_zones=base.num_zones, first_thru_node=3,
+        init=np.concatenate([base.init, base.init[dup]]),
+        term=np.concatenate([base.term, base.term[dup]]),
+        capacity=np.concatenate([base.capacity, base.capacity[dup]]),
+        free_flow_time=np.concatenate([base.free_flow_time, base.free_flow_time[dup]]),
+        b=np.full(base.num_links + dup.size, 0.15), power=np.full(base.num_links + dup.size, 4.0),
+        demand=base.demand)
+    g = RoutingGraph(net)
+    assert g.parallel
+    costs = np.random.default_rng(0).uniform(1, 20, (4, net.num_links))
+    od = ODPairs(net.demand)
+    b, cb = g.aon(costs, od, need_cost=True, backend="numpy")
+    for algo in ("dijkstra", "floyd"):
+        a, ca = g.aon(costs, od, need_cost=True, backend="native", algorithm=algo)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(ca, cb, rtol=1e-12)
+    with pytest.raises(ConfigError, match="algorithm"):
+        g.aon(costs, od, backend="native", algorithm="bellman")
+    for bad in (-1.0, np.nan):
+        c = costs.copy()
+        c[1, 3] = bad
+        with pytest.raises(DataError, match="non-negative"):
+            g.aon(c, od)
+
+
+def test_backend_selection_and_fallback(monkeypatch, sf):
+    from dyngraph.errors import BackendError
+    from dyngraph.traffic import paths
+
+    with pytest.raises(ConfigError, match="DYNGRAPH_TRAFFIC_BACKEND"):
+        paths.aon_backend("gpu")
+    assert paths.aon_backend("numpy") == "numpy"
+    monkeypatch.setenv(paths.BACKEND_ENV, "numpy")
+    assert paths.aon_backend() == "numpy"
+    ref = solve_ue(sf, rgap=1e-4)
+    # a failed build: auto falls back to numpy, a forced native raises BackendError
+    monkeypatch.setattr(paths, "_native_state", {"reason": "no compiler (test)"})
+    monkeypatch.setenv(paths.BACKEND_ENV, "auto")
+    assert paths.aon_backend() == "numpy"
+    with pytest.raises(BackendError, match="no compiler"):
+        paths.aon_backend("native")
+    assert solve_ue(sf, rgap=1e-4).total_travel_time == pytest.approx(ref.total_travel_time,
+                                                                      rel=1e-12)
+
+
+def test_native_and_numpy_solves_agree(monkeypatch, sf):
+    from dyngraph.traffic import paths
+
+    _native_or_skip()
+    nat = solve_ue(sf, rgap=1e-5)
+    monkeypatch.setenv(paths.BACKEND_ENV, "numpy")
+    ref = solve_ue(sf, rgap=1e-5)
+    assert nat.report.converged and ref.report.converged
+    # Sioux Falls has integer free-flow times, so equal-cost paths abound and the back ends
+    # may break ties differently (different AON flows, different trajectories). Both must be
+    # within the gap bound of the one optimum: Beckmann(x) - min <= rgap * TSTT(x).
+    bound = 1e-5 * max(nat.total_travel_time, ref.total_travel_time)
+    assert abs(nat.beckmann - ref.beckmann) <= bound
+    assert abs(nat.beckmann - SIOUX_FALLS_BEST_BECKMANN) <= bound
+    # with distinct costs (no ties) the two back ends do the same arithmetic
+    net = _random_network(6, first_thru=3)
+    a = solve_ue(net, rgap=1e-6, method="cfw")
+    monkeypatch.setenv(paths.BACKEND_ENV, "native")
+    b = solve_ue(net, rgap=1e-6, method="cfw")
+    assert a.report.iterations == b.report.iterations
+    np.testing.assert_allclose(a.flows, b.flows, rtol=1e-9, atol=1e-8)

@@ -24,7 +24,7 @@ from dyngraph.traffic.network import (
     sioux_falls,
     sioux_falls_best_flows,
 )
-from dyngraph.traffic.paths import RoutingGraph, all_or_nothing, shortest_path_costs
+from dyngraph.traffic.paths import RoutingGraph, all_or_nothing, aon_backend, shortest_path_costs
 from dyngraph.traffic.plot import plot_network
 from dyngraph.traffic.tntp import KNOWN_NETWORKS, TNTP_BASE_URL, download_tntp, tntp_url
 
@@ -44,6 +44,7 @@ __all__ = [
     "RoutingGraph",
     "all_or_nothing",
     "shortest_path_costs",
+    "aon_backend",
     "solve_ue",
     "solve_ue_batch",
     "UEResult",

@@ -29,7 +29,7 @@ import numpy as np
 from dyngraph.errors import ConfigError, ConvergenceError, ShapeError
 from dyngraph.traffic.costs import BPR
 from dyngraph.traffic.network import TrafficNetwork
-from dyngraph.traffic.paths import ODPairs, RoutingGraph, aon_load, check_reachable, zone_skim
+from dyngraph.traffic.paths import ODPairs, RoutingGraph, aon_backend, check_od_reachable
 
 __all__ = ["ConvergenceReport", "UEResult", "BatchResult", "solve_ue", "solve_ue_batch",
            "METHODS"]
@@ -117,20 +117,7 @@ class _Engine:
         self.g, self.cost, self.od, self.method = graph, cost, od, method
 
     def aon(self, t: np.ndarray, od: ODPairs) -> np.ndarray:
-        s_count = t.shape[0]
-        # Slices of scenarios whose (S, Z, R) tree arrays stay cache-resident: random gathers
-        # over one huge array were slower per scenario than one-by-one solves.
-        per = self.g.num_zones * self.g.n_route
-        step = max(self.g.block, self.g.slice_elems // per // self.g.block * self.g.block)
-        if s_count <= step:
-            _, pred, lop = self.g.shortest_paths(t, need_dist=False)
-            return aon_load(self.g, pred, lop, od)
-        out = np.empty_like(t)
-        for lo in range(0, s_count, step):
-            sl = slice(lo, min(lo + step, s_count))
-            _, pred, lop = self.g.shortest_paths(t[sl], need_dist=False)
-            out[sl] = aon_load(self.g, pred, lop, od.subset(np.arange(sl.start, sl.stop)))
-        return out
+        return self.g.aon(t, od)[0]
 
     def line_search(self, cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray) -> np.ndarray:
         """Exact step in [0, 1] along ``d`` per scenario, given ``g0 = sum t(x) d < 0``."""
@@ -284,12 +271,12 @@ def _run(
     out_ok = np.zeros(s_count, dtype=bool)
     gaps, steps, stamps = [], [], []
 
+    aon_backend()  # first call loads (maybe builds) the native library: keep it out of timing
     t_start = time.perf_counter()
     # Iteration 1: AON at free-flow times, with the no-path check.
     t_ff = np.broadcast_to(network.free_flow_time, (s_count, e))
-    dist, pred, lop = graph.shortest_paths(t_ff)
-    check_reachable(network, zone_skim(dist, graph.num_zones), od)
-    x = aon_load(graph, pred, lop, od)
+    x, od_cost = graph.aon(t_ff, od, need_cost=True)
+    check_od_reachable(network, od_cost, od)
     ids = np.arange(s_count)  # scenario id of each active row
     cur_cost, cur_od = cost, od
     s1 = np.zeros_like(x)
@@ -308,11 +295,16 @@ def _run(
         if record:
             gaps.append(gap[0])
             stamps.append(time.perf_counter() - t_start)
-        out_x[ids], out_gap[ids], out_it[ids] = x, gap, it
+        out_gap[ids], out_it[ids] = gap, it
         conv = gap <= rgap
         out_ok[ids] = conv
         timed_out = time_limit is not None and time.perf_counter() - t_start > time_limit
         if conv.any() or it == max_iter or timed_out:
+            # flows are stored only when rows leave the active set (saves an (S, E) copy)
+            if it == max_iter or timed_out:
+                out_x[ids] = x
+            else:
+                out_x[ids[conv]] = x[conv]
             if on_done is not None and conv.any():
                 on_done(int(conv.sum()))
             if it == max_iter or timed_out:

@@ -6,21 +6,73 @@ the zone (a pure sink, so trips can end there) and a new node ``N + z`` gets the
 of it (a pure source, where that zone's trips start). No path can then enter and leave a
 centroid, and one :func:`scipy.sparse.csgraph.dijkstra` call handles all origins.
 
-AON loading walks every OD path back to its origin through the predecessor array, one tree
-level per step for all OD pairs (and scenarios) at once, and sums demands per link with a
-single ``np.bincount`` — no per-path Python loop.
+Two AON back ends compute the same assignment (:meth:`RoutingGraph.aon`):
+
+* ``native`` — ``torch.ops.dyngraph.traffic_aon`` from ``kernels/traffic.cpp``, per scenario
+  either one heap Dijkstra per origin with one reverse pass over the settle order that pushes
+  each subtree's demand onto the link into it, or (small zone-dense networks) an all-pairs
+  Floyd–Warshall whose min-plus updates vectorise, with each OD path walked back through the
+  last-link matrix. Used when the shared extension builds.
+* ``numpy`` — :func:`scipy.sparse.csgraph.dijkstra` (scenarios stacked block-diagonally) and a
+  walk of every OD path back to its origin through the predecessor array, one tree level per
+  step for all OD pairs (and scenarios) at once, summing demands per link with a single
+  ``np.bincount`` — no per-path Python loop.
+
+``DYNGRAPH_TRAFFIC_BACKEND=native|numpy|auto`` (default ``auto``: native when it builds) picks
+one; equal-cost ties between paths may be broken differently by the two.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
-from dyngraph.errors import DataError, ShapeError
+from dyngraph.errors import BackendError, ConfigError, DataError, ShapeError
 from dyngraph.traffic.network import TrafficNetwork
 
-__all__ = ["RoutingGraph", "all_or_nothing", "shortest_path_costs"]
+__all__ = ["RoutingGraph", "all_or_nothing", "shortest_path_costs", "aon_backend"]
+
+BACKEND_ENV = "DYNGRAPH_TRAFFIC_BACKEND"
+_ALGOS = {"auto": 0, "dijkstra": 1, "floyd": 2}
+_native_state: dict[str, object] = {}
+
+
+def aon_backend(name: str | None = None) -> str:
+    """The AON back end in use: ``"native"`` or ``"numpy"``.
+
+    Args:
+        name: ``"auto"`` (native when the extension builds), ``"native"`` (raise
+            :class:`~dyngraph.errors.BackendError` if it cannot) or ``"numpy"``; default
+            ``$DYNGRAPH_TRAFFIC_BACKEND`` or ``"auto"``.
+    """
+    name = (name or os.environ.get(BACKEND_ENV) or "auto").lower()
+    if name not in ("auto", "native", "numpy"):
+        raise ConfigError(f"{BACKEND_ENV}={name!r}: use auto, native or numpy")
+    if name == "numpy":
+        return "numpy"
+    if "reason" not in _native_state:
+        import torch
+
+        from dyngraph.ops import _native
+
+        reason = _native.unavailable_reason()
+        # traffic_aon needs none of the Python-side registrations of dyngraph.ops, so it is
+        # usable whenever the library itself loaded, even if those failed.
+        if hasattr(torch.ops.dyngraph, "traffic_aon"):
+            reason = None
+        elif reason is None:
+            reason = ("the native extension was built without kernels/traffic.cpp "
+                      "(traffic_aon missing)")
+        _native_state["reason"] = reason
+    reason = _native_state["reason"]
+    if reason is not None:
+        if name == "native":
+            raise BackendError(f"traffic AON: {reason}")
+        return "numpy"
+    return "native"
 
 
 class RoutingGraph:
@@ -47,6 +99,8 @@ class RoutingGraph:
         out_of_centroid = tail < n_blocked
         tail[out_of_centroid] += n
         head = network.term.copy()
+        self._tail, self._head = tail.astype(np.int64), head.astype(np.int64)
+        self._native_args = None
         self.sources = np.arange(z)
         self.sources[:n_blocked] += n
         keys = tail * self.n_route + head
@@ -162,6 +216,80 @@ class RoutingGraph:
                 dist[lo : lo + k] = d.ravel()[flat].reshape(k, z, nr)
         return dist, pred, link_of_pos
 
+    def aon(self, cost: np.ndarray, od: ODPairs, need_cost: bool = False,
+            backend: str | None = None,
+            algorithm: str = "auto") -> tuple[np.ndarray, np.ndarray | None]:
+        """All-or-nothing flows for one or many cost vectors.
+
+        Args:
+            cost: ``(S, E)`` non-negative link costs.
+            od: the OD pairs and their demands ``(S, P)`` (or ``(1, P)`` shared).
+            need_cost: also return the shortest-path cost of every OD pair.
+            backend: see :func:`aon_backend`.
+            algorithm: native back end only: ``"dijkstra"`` (one heap Dijkstra per origin),
+                ``"floyd"`` (all-pairs Floyd–Warshall, vectorised; wins on small zone-dense
+                networks such as Sioux Falls and Eastern Massachusetts) or ``"auto"`` (by an
+                operation count: ``R^3`` against ``Z (E + R) log R``).
+
+        Returns:
+            ``flows`` ``(S, E)`` and ``od_cost`` ``(S, P)`` (``inf`` when there is no path)
+            or None.
+        """
+        c = np.ascontiguousarray(np.atleast_2d(cost), dtype=np.float64)
+        if c.shape[1] != self.num_links:
+            raise ShapeError(f"cost has {c.shape[1]} links, network has {self.num_links}")
+        if c.size and not c.min() >= 0:  # also catches NaN
+            raise DataError("link costs must be finite and non-negative for shortest paths")
+        if aon_backend(backend) == "native":
+            if algorithm not in _ALGOS:
+                raise ConfigError(f"algorithm {algorithm!r} unknown; use one of {list(_ALGOS)}")
+            return self._aon_native(c, od, need_cost, _ALGOS[algorithm])
+        s_count = c.shape[0]
+        per = self.num_zones * self.n_route
+        # Slices of scenarios whose (S, Z, R) tree arrays stay cache-resident: random gathers
+        # over one huge array were slower per scenario than one-by-one solves.
+        step = max(self.block, self.slice_elems // per // self.block * self.block)
+        flows = np.empty_like(c)
+        od_cost = np.empty((s_count, od.orig.size)) if need_cost else None
+        for lo in range(0, s_count, step):
+            sl = slice(lo, min(lo + step, s_count))
+            dist, pred, lop = self.shortest_paths(c[sl], need_dist=need_cost)
+            sub = od if s_count <= step else od.subset(np.arange(sl.start, sl.stop))
+            flows[sl] = aon_load(self, pred, lop, sub)
+            if need_cost:
+                od_cost[sl] = dist[:, od.orig, od.dest]
+        return flows, od_cost
+
+    def _aon_native(self, c: np.ndarray, od: ODPairs, need_cost: bool, algo: int = 0):
+        import torch
+
+        if self._native_args is None:
+            order = np.lexsort((np.arange(self.num_links), self._tail))
+            ptr = np.concatenate([[0], np.cumsum(np.bincount(self._tail,
+                                                             minlength=self.n_route))])
+            self._native_args = tuple(torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
+                                      for a in (ptr, order, self._tail, self._head,
+                                                self.sources))
+        od_ptr, od_dest = od.index_tensors(self.num_zones)
+        vals = od.values
+        if vals.shape[0] > 1 and vals.strides[0] == 0:
+            vals = vals[:1]  # one demand broadcast over many cost vectors
+        vals = np.ascontiguousarray(vals, dtype=np.float64)
+        # torch refuses to wrap read-only arrays silently (network arrays may be frozen)
+        c = c if c.flags.writeable else c.copy()
+        vals = vals if vals.flags.writeable else vals.copy()
+        if vals.shape[0] not in (1, c.shape[0]):
+            raise ShapeError(f"demand has {vals.shape[0]} scenarios, cost has {c.shape[0]}")
+        flows, odc = torch.ops.dyngraph.traffic_aon(
+            torch.from_numpy(c), *self._native_args, od_ptr, od_dest, torch.from_numpy(vals),
+            need_cost, algo)
+        return flows.numpy(), (odc.numpy() if need_cost else None)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_native_args"] = None  # rebuilt lazily (torch tensors stay in-process)
+        return state
+
     def lookup_positions(self, tail: np.ndarray, head: np.ndarray) -> np.ndarray:
         """csr positions of routing edges ``tail -> head``."""
         if self._dense_pos is not None:
@@ -180,14 +308,28 @@ class ODPairs:
         d3 = d[None] if d.ndim == 2 else d
         support = (d3 > 0).any(axis=0)
         np.fill_diagonal(support, False)  # intra-zonal trips never load the network
-        self.orig, self.dest = np.nonzero(support)
+        self.orig, self.dest = np.nonzero(support)  # sorted by origin (row-major)
         self.values = d3[:, self.orig, self.dest]
+        self._shared: dict = {}  # index tensors of the native AON, shared with subsets
 
     def subset(self, idx: np.ndarray) -> ODPairs:
         out = object.__new__(ODPairs)
-        out.orig, out.dest = self.orig, self.dest
+        out.orig, out.dest, out._shared = self.orig, self.dest, self._shared
         out.values = self.values[idx] if self.values.shape[0] > 1 else self.values
         return out
+
+    def index_tensors(self, num_zones: int):
+        """``od_ptr`` ``(Z + 1)`` (pairs grouped by origin) and ``od_dest`` ``(P,)`` as int64
+        torch tensors, built once."""
+        hit = self._shared.get("index")
+        if hit is None:
+            import torch
+
+            ptr = np.concatenate([[0], np.cumsum(np.bincount(self.orig, minlength=num_zones))])
+            hit = (torch.from_numpy(ptr.astype(np.int64)),
+                   torch.from_numpy(self.dest.astype(np.int64)))
+            self._shared["index"] = hit
+        return hit
 
 
 def aon_load(
@@ -282,7 +424,13 @@ def all_or_nothing(
 
 
 def check_reachable(network: TrafficNetwork, skim: np.ndarray, od: ODPairs) -> None:
-    bad = ~np.isfinite(skim[:, od.orig, od.dest]) & (od.values > 0)
+    check_od_reachable(network, skim[:, od.orig, od.dest], od)
+
+
+def check_od_reachable(network: TrafficNetwork, od_cost: np.ndarray, od: ODPairs) -> None:
+    """Raise a :class:`DataError` naming the trips-file line of the first OD pair with demand
+    but no path (``od_cost`` ``(S, P)`` is ``inf`` there)."""
+    bad = ~np.isfinite(od_cost) & (od.values > 0)
     if bad.any():
         s, k = np.argwhere(bad)[0]
         raise _no_path_error(network, int(od.orig[k]), int(od.dest[k]))
