@@ -21,6 +21,8 @@ from dyngraph.train import StreamingConfig, train_link_prediction
 
 
 def _ms(xs):
+    if any(x != x for x in xs):  # a figure not computed in this run (e.g. MRR off)
+        return (float("nan"), float("nan"))
     return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
@@ -54,12 +56,13 @@ def main():
                                            log=lambda *a: None)
             runs.append(res)
             print(f"{name} seed {seed}: test AP {res.test['ap']:.4f}  "
-                  f"MRR {res.test['mrr']:.4f}  {res.train_events_per_s:,.0f} events/s  "
+                  f"MRR {res.test.get('mrr', float('nan')):.4f}  "
+                  f"{res.train_events_per_s:,.0f} events/s  "
                   f"(best epoch {res.best_epoch})", flush=True)
         rows[name] = {
             "ap": _ms([r.test["ap"] for r in runs]),
             "auc": _ms([r.test["auc"] for r in runs]),
-            "mrr": _ms([r.test["mrr"] for r in runs]),
+            "mrr": _ms([r.test.get("mrr", float("nan")) for r in runs]),
             "ind_ap": _ms([r.test.get("ind_ap", float("nan")) for r in runs]),
             "events_per_s": _ms([r.train_events_per_s for r in runs]),
             "epoch_s": _ms([statistics.mean(r.epoch_times) for r in runs]),

@@ -11,6 +11,7 @@ from dyngraph.nn.memory.aggregate import (
     MailboxAttentionAggregator,
     MeanAggregator,
 )
+from dyngraph.nn.memory.attention import dense_attention
 from dyngraph.nn.memory.embedding import (
     GraphAttentionEmbedding,
     IdentityEmbedding,
@@ -41,6 +42,6 @@ __all__ = [
     "LastAggregator", "MeanAggregator", "MailboxAttentionAggregator",
     "GRUUpdater", "RNNUpdater", "ResidualUpdater",
     "IdentityEmbedding", "TimeProjectionEmbedding", "GraphAttentionEmbedding",
-    "StructuralAttention", "NeighborContext", "LinkDecoder",
+    "StructuralAttention", "NeighborContext", "LinkDecoder", "dense_attention",
     "TGN", "JODIE", "DyRep", "APAN", "PRESETS", "build_memory_model",
 ]

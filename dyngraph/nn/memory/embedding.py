@@ -9,6 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from dyngraph.nn.memory.attention import dense_attention
 from dyngraph.nn.memory.time_encoding import TimeEncoder
 
 __all__ = [
@@ -27,15 +28,27 @@ class NeighborContext(NamedTuple):
     ``node_mem``: ``[n, D]`` memory of the ``n`` distinct nodes involved; ``index``:
     ``[q, k]`` row of each neighbour in ``node_mem`` (node-level projections are computed once
     per node and gathered, not once per slot); ``feat``: ``[q, k, F]`` features of the
-    connecting events; ``dt``: ``[q, k]`` float32 ``t_query - t_event``; ``mask``: ``[q, k]``
-    True where a neighbour exists.
+    connecting events (``None``: look them up as ``event_feat[eid]``); ``dt``: ``[q, k]``
+    float32 ``t_query - t_event``; ``mask``: ``[q, k]`` True where a neighbour exists.
+
+    Optional, for embeddings that precompute per-event quantities: ``eid`` ``[q, k]`` id of
+    the connecting event in the indexed stream (-1 where padded), ``t`` ``[q]`` float64 query
+    times, ``event_t`` ``[E]`` float64 times and ``event_feat`` ``[E, F]`` features of the
+    indexed stream's events, ``query_index`` ``[q]`` row of each query node in ``node_mem``
+    (then the query's memory is ``node_mem[query_index]``, and work that depends only on the
+    node, not on the time, is done once per distinct node).
     """
 
     node_mem: Tensor
     index: Tensor
-    feat: Tensor
+    feat: Tensor | None
     dt: Tensor
     mask: Tensor
+    eid: Tensor | None = None
+    t: Tensor | None = None
+    event_t: Tensor | None = None
+    event_feat: Tensor | None = None
+    query_index: Tensor | None = None
 
 
 class IdentityEmbedding(nn.Module):
@@ -99,8 +112,17 @@ class GraphAttentionEmbedding(nn.Module):
 
     TGN's query also carries :math:`\phi(0)`, a constant absorbed by the bias of ``W_q``;
     the edge term is shared by keys and values as in PyG's ``TransformerConv`` (the PyG recipe).
-    Node projections :math:`W_k s_j, W_v s_j` are computed once per distinct node and gathered.
     A node with no neighbour gets :math:`\tilde h_i = 0`.
+
+    Computation: keys and values are affine in the slot input
+    :math:`y_{ij} = [s_j \| e_{ij} \| \phi(t - t_{ij}) \| 1]`, so the query is mapped into
+    slot space once (:math:`W_{key}^\top q_i`) and the values are projected after the weighted
+    sum (:math:`W_{val} \sum_j a_{ij} y_{ij}`): per slot only :math:`y_{ij}` is touched, by
+    :func:`~dyngraph.nn.memory.attention.dense_attention` (three contiguous batched matmuls
+    forward, four backward, hand-written). With ``NeighborContext.query_index`` the query
+    projections and the memory half of the merge MLP run once per distinct node;
+    ``lin_o`` is folded into ``merge1``; a frozen time encoding is written straight into the
+    slot block and gets no gradient.
 
     Args:
         memory_dim: ``D``; time_enc: shared :class:`TimeEncoder`; feat_dim: ``F``;
@@ -130,35 +152,78 @@ class GraphAttentionEmbedding(nn.Module):
                     self.merge2):
             lin.reset_parameters()
 
+    def _slot_data(self, feat: Tensor, dt: Tensor) -> Tensor:
+        """``[q, k, F + T + 1]`` slot columns ``[e_j | phi(dt_j) | 1]``."""
+        enc = self.time_enc
+        if torch.is_grad_enabled() and (enc.weight.requires_grad or enc.bias.requires_grad):
+            ones = feat.new_ones(*feat.shape[:-1], 1)
+            return torch.cat([feat, enc(dt), ones], dim=-1)
+        # frozen encoding: write cos(dt w + b) straight into its columns (no concatenation)
+        f, t_dim = feat.size(-1), enc.dim
+        out = feat.new_empty(*feat.shape[:-1], f + t_dim + 1)
+        out[..., :f] = feat
+        phi = out[..., f:f + t_dim]
+        torch.mul(dt.to(enc.weight.dtype).unsqueeze(-1), enc.weight.detach(), out=phi)
+        if enc.learnable:
+            phi.add_(enc.bias.detach())
+        phi.cos_()
+        out[..., -1] = 1.0
+        return out
+
     def forward(self, mem: Tensor, dt: Tensor, nbr: NeighborContext | None = None) -> Tensor:
         """``mem``: ``[q, D]`` query-node memory; ``nbr``: neighbour blocks -> ``[q, out]``."""
         if nbr is None:
             raise ValueError("GraphAttentionEmbedding needs a NeighborContext")
         q_n, k = nbr.mask.shape
         h, d = self.heads, self.head_dim
-        query = self.lin_q(mem).view(q_n, h, d)
-        key, value = self.lin_kv(nbr.node_mem).view(-1, 2, h, d).unbind(1)
-        idx = nbr.index.reshape(-1)
-        key = key[idx].view(q_n, k, h, d)
-        value = value[idx].view(q_n, k, h, d)
-        x = self.time_enc(nbr.dt)  # [q, k, F+T]
-        if nbr.feat.size(-1):
-            x = torch.cat([nbr.feat, x], dim=-1)
-        # The edge term W_e x_j is never formed per slot: q.(W_e x_j) = (W_e^T q).x_j and
-        # sum_j a_j W_e x_j = W_e sum_j a_j x_j, which cuts the per-slot matmul (the bulk of
-        # the FLOPs) to two thin batched products.
-        w_e = self.lin_edge.weight.view(h, d, -1)  # [h, d, F+T]
-        q_e = torch.einsum("qhd,hde->qhe", query, w_e)
-        score = (query.unsqueeze(1) * key).sum(-1) + torch.bmm(x, q_e.transpose(1, 2))
-        score = score / math.sqrt(d)  # [q, k, h]
-        score = score.masked_fill(~nbr.mask.unsqueeze(-1), float("-inf"))
-        alpha = torch.softmax(score, dim=1).nan_to_num(0.0)  # all-masked rows -> 0
-        alpha = self.dropout(alpha)
-        att = (alpha.unsqueeze(-1) * value).sum(1)  # [q, h, d]
-        ax = torch.bmm(alpha.transpose(1, 2), x)  # [q, h, F+T]
-        att = att + torch.einsum("qhe,hde->qhd", ax, w_e)
-        att = self.lin_o(att.reshape(q_n, h * d))
-        return self.merge2(torch.relu(self.merge1(torch.cat([mem, att], dim=-1))))
+        hd = h * d
+        # the query projections and merge1's memory term depend on the node only: with
+        # query_index they are computed once per distinct node (a node is queried at several
+        # times per batch, e.g. as source and as negative) and gathered
+        inv = None
+        if nbr.query_index is not None:
+            uq, inv = torch.unique(nbr.query_index, return_inverse=True)
+            mem = nbr.node_mem.index_select(0, uq)
+        u_n = mem.size(0)
+        query = self.lin_q(mem).view(u_n, h, d)
+        # Keys and values are affine maps of the slot input y_j = [s_j | e_j | phi_j | 1]:
+        # K_j = W_key y_j, V_j = W_val y_j (W_e shared, the last column holds the biases).
+        # Scores q.K_j = (W_key^T q).y_j and sum_j a_j V_j = W_val sum_j a_j y_j, so per slot
+        # only y_j is touched (never a [q, k, h, d] key/value block) and the projections are
+        # thin per-head matmuls on [q, h, *].
+        w_kv, b_kv = self.lin_kv.weight, self.lin_kv.bias
+        w_e = self.lin_edge.weight.view(h, d, -1)
+        wk_g, wv_g = w_kv[:hd].view(h, d, -1), w_kv[hd:].view(h, d, -1)
+        wk_d = torch.cat([w_e, b_kv[:hd].view(h, d, 1)], dim=-1)
+        wv_d = torch.cat([w_e, b_kv[hd:].view(h, d, 1)], dim=-1)
+        q_t = query.transpose(0, 1)  # [h, u, d]
+        q_g = torch.bmm(q_t, wk_g).transpose(0, 1)  # [u, h, D]
+        q_d = torch.bmm(q_t, wk_d).transpose(0, 1)  # [u, h, F + T + 1]
+        # merge1(s || W_o a + b_o) = M_s s + (M_a W_o) a + (b_1 + M_a b_o): lin_o folded in
+        d_mem = mem.size(-1)
+        m_s, m_a = self.merge1.weight[:, :d_mem], self.merge1.weight[:, d_mem:]
+        h_mem = torch.addmm(self.merge1.bias + m_a @ self.lin_o.bias, mem, m_s.t())
+        if inv is not None:
+            q_g, q_d, h_mem = q_g[inv], q_d[inv], h_mem[inv]
+        y_g = nbr.node_mem.index_select(0, nbr.index.reshape(-1)).view(q_n, k, -1)
+        drop = None
+        if self.training and self.dropout.p > 0:
+            keep = 1.0 - self.dropout.p
+            drop = torch.empty(q_n, k, h, dtype=y_g.dtype, device=y_g.device)
+            drop.bernoulli_(keep).div_(keep)
+        feat = nbr.feat
+        if feat is None:
+            feat = (nbr.event_feat[nbr.eid.clamp(min=0)].to(y_g.dtype)
+                    if nbr.event_feat is not None and nbr.eid is not None
+                    else y_g.new_zeros(q_n, k, 0))
+        y_d = self._slot_data(feat, nbr.dt)
+        out_g, out_d, _ = dense_attention(q_g, q_d, y_g, y_d, nbr.mask, drop,
+                                          1.0 / math.sqrt(d))
+        att = torch.bmm(out_g.transpose(0, 1), wv_g.transpose(1, 2))  # [h, q, d]
+        att = torch.baddbmm(att, out_d.transpose(0, 1), wv_d.transpose(1, 2))
+        att = att.transpose(0, 1).reshape(q_n, hd)
+        h1 = torch.addmm(h_mem, att, (m_a @ self.lin_o.weight).t())
+        return self.merge2(torch.relu(h1))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(out={self.out_channels}, heads={self.heads}, "

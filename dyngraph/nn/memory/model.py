@@ -291,18 +291,26 @@ class MemoryModel(nn.Module):
         (which must cover ``nodes`` and the neighbours in ``blk``)."""
         assoc = self._assoc
         assoc[upd.n_id] = torch.arange(upd.n_id.numel(), device=upd.n_id.device)
-        loc = assoc[nodes]
-        mem_q = upd.memory[loc]
-        dt_q = t - upd.last_update[loc]
+        loc = assoc.index_select(0, nodes)
+        mem_q = upd.memory.index_select(0, loc)
+        dt_q = t - upd.last_update.index_select(0, loc)
         ctx = None
         if blk is not None:
             nb = torch.where(blk.mask, blk.nbr, nodes.unsqueeze(1))
+            feat = None
+            if self.feat_dim == 0 or self._edge_feat is None:
+                feat = self._edge_features(blk.eid)
             ctx = NeighborContext(
                 node_mem=upd.memory,
                 index=assoc[nb],
-                feat=self._edge_features(blk.eid),
+                query_index=loc,
+                feat=feat,
                 dt=(t.unsqueeze(1) - blk.t.to(torch.float64)).to(mem_q.dtype),
                 mask=blk.mask,
+                eid=blk.eid,
+                t=t,
+                event_t=getattr(self._index, "event_t", None),
+                event_feat=self._edge_feat if self.feat_dim else None,
             )
         return self.embedding(mem_q, dt_q, ctx)
 
