@@ -13,8 +13,9 @@ backends; ``DYNGRAPH_OPS_BACKEND=native`` then raises instead.
 
 The kernels are ``torch.library`` custom ops in the namespace ``dyngraph`` (schemas in the C++
 file); this module registers their fake (meta) kernels for ``torch.compile`` and their autograd
-formulas. Sum/mean aggregations and segment sums are twice differentiable (their backward passes
-are built from the same ops); max/min are once differentiable.
+formulas. Sum/mean aggregations and segment sums are twice differentiable (with
+``create_graph`` their backward passes are built from the same ops; a plain backward uses the
+one-pass ``csr_aggregate_backward``); max/min are once differentiable.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shlex
+import shutil
 import sys
 import threading
 import time
@@ -59,10 +62,24 @@ _state: dict[str, object] = {"done": False, "reason": None, "warned": False}
 
 
 def kernel_sources() -> list[Path]:
-    """The C++ sources: ``$DYNGRAPH_KERNELS_DIR`` or ``kernels/`` next to the package."""
+    """The C++ sources (``*.cpp``, all compiled into one extension), first found of:
+
+    1. ``$DYNGRAPH_KERNELS_DIR`` (tests point it at a mutated copy);
+    2. ``dyngraph/ops/_kernels/`` -- package data in a wheel or sdist install; in the git
+       repository (editable installs) it is a symlink to the top-level ``kernels/``;
+    3. ``kernels/`` at the repository root (a checkout where the symlink did not survive,
+       e.g. ``core.symlinks=false``).
+    """
     root = os.environ.get(SOURCES_ENV)
-    folder = Path(root) if root else Path(__file__).resolve().parents[2] / "kernels"
-    return sorted(folder.glob("*.cpp"))
+    if root:
+        return sorted(Path(root).glob("*.cpp"))
+    here = Path(__file__).resolve().parent
+    for folder in (here / "_kernels", here.parents[1] / "kernels"):
+        if folder.is_dir():
+            found = sorted(folder.glob("*.cpp"))
+            if found:
+                return found
+    return []
 
 
 def _cpu_key() -> str:
@@ -105,8 +122,8 @@ def _load_impl() -> None:
     sources = kernel_sources()
     if not sources:
         raise FileNotFoundError(
-            "kernel sources not found (expected kernels/*.cpp next to the dyngraph package, or "
-            f"set {SOURCES_ENV})"
+            "kernel sources not found (expected dyngraph/ops/_kernels/*.cpp in the installed "
+            f"package or kernels/*.cpp in the repository; or set {SOURCES_ENV})"
         )
     build_dir = _build_dir(sources)
     lib = build_dir / f"{_NAME}.so"
@@ -115,8 +132,10 @@ def _load_impl() -> None:
         torch.ops.load_library(str(lib))
         _info.update(built=False, seconds=0.0)
         return
-    build_dir.mkdir(parents=True, exist_ok=True)
     from torch.utils import cpp_extension
+
+    _check_toolchain(cpp_extension)
+    build_dir.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -133,6 +152,18 @@ def _load_impl() -> None:
             verbose=False,
         )
     _info.update(built=True, seconds=time.perf_counter() - t0)
+
+
+def _check_toolchain(cpp_extension) -> None:
+    """Fail early, with a plain sentence, when the compiler or ninja is missing (otherwise
+    the failure surfaces as a long ninja command line)."""
+    cxx = os.environ.get("CXX", "").strip()
+    exe = shlex.split(cxx)[0] if cxx else "c++"
+    if shutil.which(exe) is None:
+        where = f"$CXX={cxx!r} does not exist" if cxx else "`c++` is not on PATH"
+        raise FileNotFoundError(f"no C++ compiler found ({where})")
+    if not cpp_extension.is_ninja_available():
+        raise FileNotFoundError("`ninja` is not installed (pip install ninja)")
 
 
 def unavailable_reason() -> str | None:
@@ -218,6 +249,12 @@ def _register_python_side() -> None:
         gw = x.new_empty((col.shape[0],) if need_w else (0,))
         return gx, gw
 
+    @lib.register_fake("dyngraph::csr_aggregate_backward")
+    def _(grad, x, ptr_t, col_t, weight, t_index, need_x, need_w):
+        gx = x.new_empty(x.shape if need_x else (0,))
+        gw = x.new_empty((col_t.shape[0],) if need_w else (0,))
+        return gx, gw
+
     @lib.register_fake("dyngraph::segment_softmax")
     def _(src, ptr, log):
         return torch.empty_like(src)
@@ -287,10 +324,19 @@ def _register_python_side() -> None:
         if ctx.reduce == 1:
             deg = (ptr[1:] - ptr[:-1]).clamp(min=1).to(grad.dtype)
             grad = grad / deg.unsqueeze(-1)
+        need_w = need_w and weight is not None
+        if not torch.is_grad_enabled():
+            # first-order backward (no create_graph): one fused pass over the transposed graph
+            # computes both gradients, gathering each grad row once instead of twice
+            gx, gw = ops.csr_aggregate_backward(grad, x, ptr_t, col_t, weight, t_index,
+                                                need_x, need_w)
+            gx, gw = (gx if need_x else None), (gw if need_w else None)
+            return gx, None, None, gw, None, None, [None] * len(tr)
+        # create_graph: build the gradient from differentiable ops (twice differentiable)
         if need_x:
             wt = None if weight is None else weight.index_select(0, t_index)
             gx = ops.csr_aggregate(grad, ptr_t, col_t, wt, 0, False, [ptr, col, t_inv, t_index])[0]
-        if need_w and weight is not None:
+        if need_w:
             gw = ops.csr_edge_dot(grad, x, ptr, col, [ptr_t, col_t, t_index, t_inv])
         return gx, None, None, gw, None, None, [None] * len(tr)
 

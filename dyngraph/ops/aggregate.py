@@ -145,6 +145,9 @@ def gather_aggregate(
             raise DataError(f"gather_aggregate: edge_weight[{e}] is not finite")
     feat_shape = x.shape[1:]
     flat = x.reshape(x.size(0), -1)
-    _, fn = resolve("gather_aggregate", reduce)
+    grad = torch.is_grad_enabled() and (
+        x.requires_grad or (edge_weight is not None and edge_weight.requires_grad)
+    )
+    _, fn = resolve("gather_aggregate", reduce, grad=grad)
     out = fn(flat, csr, edge_weight, reduce)
     return out.view(csr.num_nodes, *feat_shape)

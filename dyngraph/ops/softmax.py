@@ -10,7 +10,7 @@ from dyngraph.errors import DataError, ShapeError
 from dyngraph.ops import _impl_native, _impl_torch
 from dyngraph.ops._common import check_index, normalize_dim, resolve_dim_size, want_check
 from dyngraph.ops._sparse import SPARSE_DTYPES
-from dyngraph.ops.backend import AUTO_PREFERENCE, register_impl, resolve
+from dyngraph.ops.backend import get_backend, register_impl, resolve
 from dyngraph.ops.scatter import scatter
 
 __all__ = ["scatter_softmax", "scatter_log_softmax"]
@@ -70,7 +70,8 @@ def _softmax(
         raise DataError(f"{op}: src has a non-finite value at flat position {pos}")
     if src.numel() == 0:
         return src.clone()
-    _, fn = resolve("softmax", "log_softmax" if log else "softmax")
+    grad = src.requires_grad and torch.is_grad_enabled()
+    _, fn = resolve("softmax", "log_softmax" if log else "softmax", grad=grad)
     return fn(src, index, dim, dim_size, log)
 
 
@@ -80,15 +81,18 @@ def _torch_softmax(src: Tensor, index: Tensor, dim: int, dim_size: int, log: boo
 
 def _native_softmax(src: Tensor, index: Tensor, dim: int, dim_size: int, log: bool) -> Tensor:
     """One fused pass per group (max, exp-sum, normalise while the group is in cache) on the
-    CSR order of the index: free when the index is sorted (messages in CSR order), else (forward
-    only) one stable argsort and two permutations."""
+    CSR order of the index: free when the index is sorted (messages in CSR order); an unsorted
+    index takes the torch path unless native is forced (then, forward only, one stable argsort
+    and two permutations)."""
     if dim != 0 or index.dim() != 1 or src.dtype not in SPARSE_DTYPES:
         return _torch_softmax(src, index, dim, dim_size, log)
     if bool((index[1:] >= index[:-1]).all()):
         ptr = _impl_torch._ptr_of_sorted(index, dim_size)
         return _impl_native.segment_softmax(src, ptr, log)
-    if src.requires_grad and torch.is_grad_enabled():
-        # the two permutations' backward (serial index_add_) ate the gain: fwd+bwd 0.76-1.1x
+    if get_backend() != "native" or (src.requires_grad and torch.is_grad_enabled()):
+        # unsorted index: argsort + two permutations eat the gain (benchmarks/kernels.py,
+        # E=4M, [E, 8]: fwd 1.25x, below the 1.5x bar; with grad the permutations' backward
+        # made it 0.76-1.1x), so only a forced native backend takes this path, forward only
         return _torch_softmax(src, index, dim, dim_size, log)
     perm = torch.argsort(index, stable=True)
     ptr = _impl_torch._ptr_of_sorted(index.index_select(0, perm), dim_size)
@@ -99,9 +103,7 @@ def _native_softmax(src: Tensor, index: Tensor, dim: int, dim_size: int, log: bo
 for _kind in ("softmax", "log_softmax"):
     register_impl("softmax", _kind, "torch", _torch_softmax)
     register_impl("softmax", _kind, "native", _native_softmax)
-    # benchmarks/kernels.py, E=4M, [E, 8], 2 threads: native 83 vs 160 ms (sorted index),
-    # 340 vs 679 ms (unsorted: argsort + permutations included); fwd+bwd 166 vs 342 ms sorted.
-    AUTO_PREFERENCE[("softmax", _kind)] = ("native", "torch")
+    # auto routing for softmax is set in _impl_native (NATIVE_AUTO), from the measurements
 
 
 def scatter_softmax(
@@ -117,9 +119,11 @@ def scatter_softmax(
     group maximum :math:`m_g` subtracted for stability.
 
     Args:
-        src: floating tensor; index: 1-D with ``src.size(dim)`` entries or of ``src``'s shape;
-        dim_size: number of groups (default ``index.max() + 1``); check: see
-        :func:`~dyngraph.ops.scatter` (``True`` also rejects non-finite ``src``).
+        src: floating tensor.
+        index: 1-D with ``src.size(dim)`` entries, or of ``src``'s shape.
+        dim: the dimension of ``src`` that ``index`` groups.
+        dim_size: number of groups (default ``index.max() + 1``).
+        check: see :func:`~dyngraph.ops.scatter` (``True`` also rejects non-finite ``src``).
 
     Returns:
         Same shape as ``src``; each group sums to 1. Differentiable (twice).
