@@ -11,20 +11,66 @@ PyG Temporal (``pip install torch-geometric-temporal``; it imports torch-sparse)
 when it is not importable the peer rows are skipped with a note. Timings on a shared CPU are
 noisy; compare ratios from one run, not absolute numbers across runs.
 
-    python benchmarks/evolvegcn_vs_pyg_temporal.py [--repeats 5] [--fast]
+    python benchmarks/evolvegcn_vs_pyg_temporal.py [--repeats 5] [--fast] [--out results.json]
+
+PyG Temporal 0.56.2 needs torch-sparse, which dyngraph does not; keep it in its own venv and
+run this script there with dyngraph on the path, e.g.
+``PYTHONPATH=. /work/cache/pygt-venv/bin/python benchmarks/evolvegcn_vs_pyg_temporal.py``.
+If the package cannot be imported because torch-sparse is missing (it takes long to build),
+the two module files ``nn/recurrent/evolvegcn{o,h}.py`` are loaded directly: they use
+``torch_sparse.SparseTensor`` only in a type annotation, which a placeholder satisfies, so the
+timed code is PyG Temporal's own. The report says which way the peer was loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
 from dyngraph.datasets import BitcoinOTC
 from dyngraph.nn.evolve import EvolveGCNH, EvolveGCNO
 from dyngraph.nn.gcn_norm import GCNAdjacency
+
+
+def _load_peer():
+    """``(EvolveGCNO, EvolveGCNH, how)`` from PyG Temporal, or raise if it is not installed."""
+    try:
+        from torch_geometric_temporal.nn.recurrent import EvolveGCNH, EvolveGCNO
+
+        return EvolveGCNO, EvolveGCNH, "package import"
+    except ImportError as e:
+        first = e
+    import importlib.util
+    import sys
+    import types
+
+    import torch_geometric  # noqa: F401  (decides its torch-sparse support before the shim)
+
+    spec = importlib.util.find_spec("torch_geometric_temporal")
+    if spec is None or not spec.submodule_search_locations:
+        raise first
+    root = Path(spec.submodule_search_locations[0]) / "nn" / "recurrent"
+    if "torch_sparse" not in sys.modules:
+        shim = types.ModuleType("torch_sparse")
+        shim.SparseTensor = type("SparseTensor", (), {})  # annotation only in these files
+        sys.modules["torch_sparse"] = shim
+    pkg = types.ModuleType("_pygt_recurrent")
+    pkg.__path__ = [str(root)]
+    sys.modules["_pygt_recurrent"] = pkg
+    mods = {}
+    for name in ("evolvegcno", "evolvegcnh"):
+        sp = importlib.util.spec_from_file_location(f"_pygt_recurrent.{name}", root / f"{name}.py")
+        mods[name] = importlib.util.module_from_spec(sp)
+        sys.modules[sp.name] = mods[name]
+        sp.loader.exec_module(mods[name])
+    how = f"module files loaded directly, torch-sparse placeholder ({first})"
+    return mods["evolvegcno"].EvolveGCNO, mods["evolvegcnh"].EvolveGCNH, how
 
 
 def _graphs(num_snapshots: int | None):
@@ -93,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--fast", action="store_true", help="20 snapshots, 2 repeats")
+    p.add_argument("--out", default=None, help="write the medians and ratios as JSON here")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -111,11 +158,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"dyngraph: normalising all snapshots once took {prep:.3f} s\n")
 
     try:
-        from torch_geometric_temporal.nn.recurrent import EvolveGCNH as PeerH
-        from torch_geometric_temporal.nn.recurrent import EvolveGCNO as PeerO
-    except Exception as e:  # ImportError, or torch-sparse failing to load
+        PeerO, PeerH, how = _load_peer()
+        print(f"PyG Temporal: {how}\n")
+    except Exception as e:  # not installed, or failing to load
         PeerO = PeerH = None
-        print(f"PyG Temporal not available ({type(e).__name__}: {e}); peer rows skipped.\n")
+        how = f"not available ({type(e).__name__}: {e})"
+        print(f"PyG Temporal {how}; peer rows skipped.\n")
 
     results = {}
     torch.manual_seed(0)
@@ -165,14 +213,43 @@ def main(argv: list[str] | None = None) -> None:
             repeats,
             reset=_reset_peer,
         )
+    ratios = {}
     for v in ("o", "h"):
         if f"{v}_peer" in results:
             peer = results[f"{v}_peer"]
+            ratios[f"evolvegcn{v}_cached"] = peer / results[f"{v}_cached"]
+            ratios[f"evolvegcn{v}_uncached"] = peer / results[f"{v}_raw"]
             print(
                 f"EvolveGCN{v.upper()} speed-up vs PyG Temporal: "
                 f"cached {peer / results[f'{v}_cached']:.2f}x, "
                 f"uncached {peer / results[f'{v}_raw']:.2f}x"
             )
+    if args.out:
+        versions = {"torch": torch.__version__, "python": platform.python_version()}
+        try:  # the distribution's version (0.56.2's module still says __version__ 0.54.0)
+            from importlib.metadata import version
+
+            versions["torch_geometric_temporal"] = version("torch-geometric-temporal")
+        except Exception:
+            pass
+        report = {
+            "dataset": "bitcoin-otc",
+            "num_snapshots": len(graphs),
+            "num_nodes": n,
+            "channels": c,
+            "threads": torch.get_num_threads(),
+            "repeats": repeats,
+            "normalise_once_s": prep,
+            "epoch_s_median": results,
+            "speedup_vs_pyg_temporal": ratios,
+            "versions": versions,
+            "peer_loaded": how,
+            "note": "forward+backward+SGD step over all snapshots; medians after one warm-up "
+            "epoch; shared noisy CPU, compare ratios within this run",
+        }
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

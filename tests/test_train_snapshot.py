@@ -93,9 +93,13 @@ def test_paper_time_steps_on_bundled_data():
 
 
 def _synthetic_stream(seed: int = 0, n: int = 80, steps: int = 30, labelled: bool = False):
-    """Heterogeneous activity: some nodes link a lot, every step; bad nodes rate negatively."""
+    """Heterogeneous activity: some nodes link a lot, every step; bad nodes' pairs rate -5."""
     gen = torch.Generator().manual_seed(seed)
     act = torch.rand(n, generator=gen) ** 3 + 0.01
+    bad = torch.zeros(n, dtype=torch.bool)
+    if labelled:  # a few hubs, clearly more active than anyone else, rate and get rated -5
+        bad[torch.topk(act, 3).indices] = True
+        act[bad] = 1.5
     src, dst, t = [], [], []
     for s in range(steps):
         e = 60
@@ -110,9 +114,9 @@ def _synthetic_stream(seed: int = 0, n: int = 80, steps: int = 30, labelled: boo
     src, dst, t = src[order], dst[order], t[order]
     label = None
     if labelled:
-        bad = torch.zeros(n, dtype=torch.bool)
-        bad[torch.topk(act, 8).indices] = True
-        label = torch.where(bad[src], -5.0, 5.0)
+        # a pair is labelled by the majority of its ratings in both directions (authors'
+        # loader), so make the sign a property of the pair: negative when a bad node is in it
+        label = torch.where(bad[src] | bad[dst], -5.0, 5.0)
     return EventStream(src, dst, t, label=label, num_nodes=n, name="synthetic")
 
 
@@ -159,6 +163,7 @@ def test_edge_classification_sign_and_f1():
             history=4,
             mode="stream",
             lr=0.02,
+            class_weights="balanced",
             progress=False,
         ),
     )
@@ -166,14 +171,93 @@ def test_edge_classification_sign_and_f1():
     res = tr.evaluate(tr.test_steps)
     assert res["minority_class"] == 0  # negative ratings are the minority
     embs = tr.embeddings(tr.test_steps)
-    p = torch.cat([tr.classifier(embs[t], *task.edges[t + 1]).argmax(-1) for t in embs])
-    y = torch.cat([task.signs[t + 1] for t in embs])
+    # default edge_offset=0 (authors' code): a sample at t classifies the edges of step t
+    assert [r["step"] for r in res["per_step"]] == list(tr.test_steps)
+    p = torch.cat([tr.classifier(embs[t], *task.edges[t]).argmax(-1) for t in embs])
+    y = torch.cat([task.signs[t] for t in embs])
     assert res["f1"] == pytest.approx(f1_score(y, p, pos_label=0))
     assert res["f1_macro"] == pytest.approx(f1_score(y, p, average="macro"))
     # predicting "negative" everywhere gives F1 = 2p / (1 + p) on the minority class
     share = float((y == 0).float().mean())
     assert res["f1"] > 2 * share / (1 + share) + 0.05, res
     assert res["f1_macro"] > 0.6, res
+
+
+def test_best_threshold_maximises_minority_f1():
+    from sklearn.metrics import f1_score
+
+    from dyngraph.train.snapshot import _best_threshold
+
+    gen = torch.Generator().manual_seed(0)
+    y = (torch.rand(400, generator=gen) > 0.15).long()  # class 0 is the minority
+    margin = y.float() * 0.8 + torch.randn(400, generator=gen)
+    thr = _best_threshold(margin, y, 0, grid=4000)  # grid >> n: every margin is a candidate
+    got = f1_score(y, (margin > thr).long(), pos_label=0)
+    brute = max(f1_score(y, (margin > c).long(), pos_label=0) for c in margin.tolist() + [0.0])
+    assert got == pytest.approx(brute)
+    assert got >= f1_score(y, (margin > 0).long(), pos_label=0)  # never worse than argmax
+
+
+def test_tuned_threshold_is_kept_with_the_best_model(tmp_path):
+    stream = _synthetic_stream(1, labelled=True)
+    task = prepare_task(stream.to_snapshots(window=1.0), "synthetic")
+    cfg = dict(model="gcn", task="edgecls", hidden=8, history=4, lr=0.02, progress=False)
+    tr = SnapshotTrainer(task, TrainConfig(tune_threshold=True, **cfg))
+    tr.fit(3)
+    val = tr.evaluate(tr.val_steps)  # best model + its threshold, no re-tuning
+    assert val["f1"] == pytest.approx(tr.best) and val["threshold"] == float(tr.threshold)
+    plain = SnapshotTrainer(task, TrainConfig(**cfg))
+    assert plain.evaluate(plain.test_steps)["threshold"] == 0.0
+
+
+def test_edge_labels_are_undirected_majority_votes():
+    # pair (0, 1) at step 0: ratings +5 (0->1), -5 (1->0), -5 (1->0) -> negative both ways;
+    # pair (2, 3): one +5 -> positive; step 1: (0, 1) +5 twice -> positive
+    stream = EventStream(
+        torch.tensor([0, 1, 1, 2, 0, 0]),
+        torch.tensor([1, 0, 0, 3, 1, 1]),
+        torch.tensor([0.1, 0.2, 0.3, 0.4, 1.1, 1.2], dtype=torch.float64),
+        label=torch.tensor([5.0, -5.0, -5.0, 5.0, 5.0, 5.0]),
+        num_nodes=4,
+    )
+    task = prepare_task(stream.to_snapshots(window=1.0))
+    got = {tuple(e): int(y) for e, y in zip(task.edges[0].t().tolist(), task.signs[0])}
+    assert got == {(0, 1): 0, (1, 0): 0, (2, 3): 1, (3, 2): 1}
+    got = {tuple(e): int(y) for e, y in zip(task.edges[1].t().tolist(), task.signs[1])}
+    assert got == {(0, 1): 1, (1, 0): 1}
+
+
+@pytest.mark.parametrize("model", ["evolvegcn-o", "evolvegcn-h"])
+def test_window_embeddings_equal_step_by_step_run(model):
+    # the EGCN-O window shortcut (evolve weights only on the earlier snapshots) must give the
+    # embeddings of the full computation over the window
+    from dyngraph.train.snapshot import SnapshotEncoder
+
+    task = prepare_task(_synthetic_stream(4).to_snapshots(window=1.0))
+    torch.manual_seed(0)
+    enc = SnapshotEncoder(model, task.num_features, hidden=7).eval()
+    for t in (2, 9):
+        state = None
+        for s in range(max(0, t - 4), t + 1):
+            h, state = enc.step(task, s, state)
+        torch.testing.assert_close(enc.window(task, t, 4), h)
+
+
+def test_negative_samplers():
+    task = prepare_task(_synthetic_stream(5).to_snapshots(window=1.0), "synthetic")
+    t = 12
+    pos = task.pos[t + 1]
+    true = set(map(tuple, pos.t().tolist()))
+    smart = SnapshotTrainer(task, TrainConfig(history=4, progress=False))
+    neg = smart._negatives(t, pos, 5)
+    assert neg.size(1) == 5 * pos.size(1) and not true & set(map(tuple, neg.t().tolist()))
+    # the authors' sampler: sources of true edges, destinations active in the history window
+    seen = torch.stack(task.node_mask[t - 4 : t + 1]).any(0)
+    assert set(neg[0].tolist()) <= set(pos[0].tolist()) and bool(seen[neg[1]].all())
+    unif = SnapshotTrainer(task, TrainConfig(history=4, neg_uniform=1.0, progress=False))
+    neg_u = unif._negatives(t, pos, 5)
+    assert not true & set(map(tuple, neg_u.t().tolist())) and bool((neg_u[0] != neg_u[1]).all())
+    assert not set(neg_u[0].tolist()) <= set(pos[0].tolist())  # sources anywhere now
 
 
 def test_stream_mode_gcn_and_errors():

@@ -176,6 +176,18 @@ def summarize(x: Tensor, p: Tensor, k: int, node_mask: Tensor | None = None) -> 
     return x[idx] * torch.tanh(scores[idx]).unsqueeze(-1)
 
 
+def _convolve(adj: GCNAdjacency, x: Tensor, w: Tensor) -> Tensor:
+    r""":math:`\hat A X W`, associated the cheaper way.
+
+    When ``x`` needs no gradient (raw node features, the first layer), :math:`(\hat A X) W`
+    keeps the sparse product out of the backward pass (only :math:`W` needs a gradient, and
+    :math:`\partial W = (\hat A X)^\top G`); otherwise the product runs on the narrower side.
+    """
+    if (torch.is_grad_enabled() and not x.requires_grad) or x.size(1) < w.size(1):
+        return adj.propagate(x) @ w
+    return adj.propagate(x @ w)
+
+
 class _EvolveGCNBase(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, add_self_loops: bool) -> None:
         super().__init__()
@@ -286,7 +298,7 @@ class EvolveGCNO(_EvolveGCNBase):
         self._check_x(x)
         adj = self._adjacency(x, edge_index, edge_weight)
         w, state = self.evolve(state)
-        return adj.propagate(x @ w), state
+        return _convolve(adj, x, w), state
 
     def __repr__(self) -> str:
         return (
@@ -340,7 +352,7 @@ class EvolveGCNH(_EvolveGCNBase):
         prev = self.initial_state() if state is None else state
         z = summarize(x, self.scorer, self.out_channels, node_mask).t()
         w = self.cell(z, prev)
-        return adj.propagate(x @ w), w
+        return _convolve(adj, x, w), w
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"

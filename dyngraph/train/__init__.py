@@ -11,6 +11,7 @@ from dyngraph.train.checkpoint import (
 )
 from dyngraph.train.distributed import DistContext, train_epoch_distributed
 from dyngraph.train.snapshot import (
+    OFFICIAL_CONFIGS,
     PAPER_RESULTS,
     PAPER_WINDOWS,
     SnapshotTrainer,
@@ -59,4 +60,5 @@ __all__ = [
     "run_snapshot_linkpred",
     "PAPER_RESULTS",
     "PAPER_WINDOWS",
+    "OFFICIAL_CONFIGS",
 ]

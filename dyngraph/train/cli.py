@@ -44,7 +44,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None,
                    help=f"training epochs (memory models: {d.epochs}; snapshot models: 50)")
     p.add_argument("--lr", type=float, default=None,
-                   help=f"learning rate (memory models: {d.lr}; snapshot models: 0.005)")
+                   help=f"learning rate (memory models: {d.lr}; snapshot models: the authors' "
+                        "value for uci/bitcoin-*, else 0.005)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--patience", type=int, default=None,
                    help="early stopping: epochs without validation-AP improvement")
@@ -88,6 +89,19 @@ def register(subparsers) -> argparse.ArgumentParser:
                     help="sampled non-edges per edge in training (50)")
     sg.add_argument("--cls-product", action="store_true",
                     help="also feed h_u * h_v to the pair classifier")
+    sg.add_argument("--cls-hidden", type=int, default=None,
+                    help="hidden size of the pair classifier (authors' value per dataset)")
+    sg.add_argument("--class-weights", default=None,
+                    help="cross-entropy weights 'w0,w1' (class 0 = non-edge / negative "
+                         "rating) or 'balanced'; default: the authors' per dataset")
+    sg.add_argument("--edge-offset", type=int, default=None, choices=(0, 1),
+                    help="edgecls: classify the edges of the last snapshot read (0, authors' "
+                         "code) or of the next step (1)")
+    sg.add_argument("--tune-threshold", action="store_true",
+                    help="edgecls: pick the decision threshold maximising validation F1 of the "
+                         "minority class (default: argmax, the authors' rule)")
+    sg.add_argument("--no-official", dest="official", action="store_false",
+                    help="ignore the authors' per-dataset hyper-parameters")
     g = p.add_argument_group("PRES and data-parallel training (memory models)")
     g.add_argument("--pres", action="store_true",
                    help="PRES prediction-correction + memory-coherence loss (Su et al. 2024) "

@@ -1,30 +1,39 @@
 """Snapshot tasks of EvolveGCN (Pareja et al., AAAI 2020): link prediction at t+1 and edge
 classification, on a :class:`~dyngraph.data.SnapshotSequence`.
 
-Protocol (paper + authors' code):
+Protocol (paper + authors' code, IBM/EvolveGCN ``link_pred_tasker.py``, ``edge_cls_tasker.py``,
+``taskers_utils.py``, ``splitter.py``, ``logger.py``):
 
-* graphs are made undirected; snapshot ``t``'s adjacency is weighted by event counts and
-  normalised GCN-style; node features are the one-hot degree of the node in the snapshot;
+* graphs are made undirected; snapshot ``t``'s adjacency is weighted by event counts, gets
+  self loops and is normalised :math:`D^{-1/2}(A+I)D^{-1/2}`; node features are the one-hot
+  number of distinct neighbours of the node in the snapshot (0 for absent nodes);
 * a sample is a time step ``t``: the model reads snapshots ``t-H .. t`` (``H`` = ``history``,
-  10) starting from its learnt initial weights (``mode="window"``) and predicts step ``t+1``;
+  10, so 11 snapshots) starting from its learnt initial weights (``mode="window"``);
   ``mode="stream"`` instead runs once through the whole sequence carrying the evolved weights
   and truncates back-propagation every ``history`` steps (truncated BPTT);
-* chronological split over time steps: train up to 71 %, validation to 81 %, test the rest;
-* link prediction trains on the true edges of ``t+1`` plus sampled non-edges and is tested
-  on **every** ordered node pair of step ``t+1`` (hence tiny MAP): MAP = average precision per
-  step, averaged over test steps; MRR = mean over source nodes of the mean ``1/rank`` of their
-  true edges among all ``N`` candidates, averaged over steps. Scores are computed in row
-  blocks and AP is accumulated from per-block histograms, so the ``N x N`` score matrix is
-  never materialised;
-* edge classification predicts the sign of the rating of each edge of step ``t+1``
-  (Bitcoin OTC/Alpha); F1 is reported for the minority (negative) class and macro-averaged.
+* chronological split over time steps: train up to ``train_frac`` (0.71 for UCI, 0.70 for
+  Bitcoin), validation 10 % more, test the rest;
+* link prediction trains on the true edges of ``t+1`` plus ``neg_train`` sampled non-edges
+  per edge (the authors' "smart" sampler: sources of true edges, destinations drawn from the
+  concatenated node sets of the history snapshots) with class-weighted cross-entropy, and is
+  validated and tested on **every** ordered node pair of step ``t+1`` (hence tiny MAP): MAP =
+  average precision per step, averaged over steps; MRR = mean over source nodes of the mean
+  ``1/rank`` of their true edges among all ``N`` candidates, averaged over steps. Scores are
+  computed in row blocks and AP is accumulated from per-block histograms, so the ``N x N``
+  score matrix is never materialised. The model with the best validation MAP is tested;
+* edge classification (Bitcoin OTC/Alpha) labels each undirected pair of a step by majority
+  vote of its rating signs; a sample at ``t`` classifies the pairs of step ``t`` itself
+  (``edge_offset=0``, the authors' code; ``edge_offset=1`` predicts step ``t+1``). F1 is
+  computed on the confusion counts of all test steps for the minority (negative) class (the
+  authors' target class 0, also their model-selection measure) and macro-averaged.
 
 Deviations, all switchable: the pair classifier may also see ``h_u * h_v``
 (``cls_product=True``; the authors' MLP sees ``[h_u || h_v]`` only); validation on graphs with
 more than ``full_val_max_nodes`` nodes uses 100 sampled non-edges per edge instead of all
-pairs (the test always ranks all pairs); training samples ``neg_train`` non-edges per edge,
-drawn like the authors' "smart" sampler (sources of true edges, destinations among nodes
-seen in the history window).
+pairs (the test always ranks all pairs); the authors' hyper-parameters (``OFFICIAL_CONFIGS``)
+are the defaults for the bundled datasets, but not their epoch budget (up to 1000 epochs,
+patience 50); ties in the MRR ranking count half (the authors' ``argsort`` breaks them
+arbitrarily).
 """
 
 from __future__ import annotations
@@ -59,6 +68,33 @@ __all__ = [
 
 #: snapshot widths used by the paper's code (seconds)
 PAPER_WINDOWS = {"uci": 190_080.0, "bitcoin-otc": 1_200_000.0, "bitcoin-alpha": 1_200_000.0}
+
+#: the authors' hyper-parameters per (task, dataset), from ``experiments/parameters_*_egcn_o
+#: .yaml`` of IBM/EvolveGCN: learning rate, class weights (0 = non-edge / negative rating),
+#: training negatives per edge, GCN width (both layers), classifier width, train fraction.
+#: They train up to 500-1000 epochs with early stopping (patience 50-100, validation every
+#: epoch after the 5th); ``run_snapshot_linkpred`` uses these values for the bundled datasets
+#: unless overridden, but not their epoch budget.
+OFFICIAL_CONFIGS = {
+    ("linkpred", "uci"): dict(
+        lr=1e-3, class_weights=(0.1, 0.9), neg_train=50, hidden=100, cls_hidden=100,
+        train_frac=0.71,
+    ),
+    ("linkpred", "bitcoin-otc"): dict(
+        lr=1e-2, class_weights=(0.05, 0.95), neg_train=100, hidden=100, cls_hidden=400,
+        train_frac=0.70,
+    ),
+    ("linkpred", "bitcoin-alpha"): dict(
+        lr=5e-3, class_weights=(0.05, 0.95), neg_train=100, hidden=100, cls_hidden=400,
+        train_frac=0.70,
+    ),
+    ("edgecls", "bitcoin-otc"): dict(
+        lr=1e-3, class_weights=(0.8, 0.2), hidden=32, cls_hidden=316, train_frac=0.70
+    ),
+    ("edgecls", "bitcoin-alpha"): dict(
+        lr=1e-3, class_weights=(0.8, 0.2), hidden=122, cls_hidden=77, train_frac=0.70
+    ),
+}
 
 #: EvolveGCN paper, Table 3 (link prediction), plus ROLAND (KDD 2022) MRR
 PAPER_RESULTS = {
@@ -95,7 +131,10 @@ class SnapshotTask:
     ``adj[t]``: normalised undirected adjacency; ``degree[t]``: [N] long, one-hot index of
     the node feature; ``node_mask[t]``: nodes active at ``t``; ``pos[t]``: [2, P_t] undirected
     edges of ``t`` (both directions) — link prediction targets; ``edges[t]``/``signs[t]``:
-    directed edges of ``t`` and their 0/1 sign label (edge classification, when labelled).
+    the edges to classify at ``t`` and their 0/1 sign label (edge classification). For a
+    labelled stream these are the undirected pairs of ``t`` (both directions, as in the
+    authors' loader) labelled by majority vote of the signs of their ratings in the step;
+    unlabelled streams keep the directed edges and ``signs[t] = None``.
     """
 
     adj: list[GCNAdjacency]
@@ -130,8 +169,16 @@ def prepare_task(snapshots, name: str = "") -> SnapshotTask:
         degree.append(torch.bincount(und[0], minlength=n))
         masks.append(snap.node_mask.clone())
         pos.append(und)
-        edges.append(ei)
-        signs.append(None if snap.edge_label is None else (snap.edge_label > 0).long())
+        if snap.edge_label is None:
+            edges.append(ei)
+            signs.append(None)
+        else:
+            # the authors' loader adds every rating in both directions and labels a pair of a
+            # step by majority vote of its rating signs (ties and 0 count as negative)
+            vote = torch.where(snap.edge_label > 0, 1.0, -1.0) * w.float()
+            und_vote = torch.zeros(key.numel()).index_add_(0, inv, torch.cat([vote, vote]))
+            edges.append(und)
+            signs.append((und_vote > 0).long())
     num_features = int(max(int(d.max()) for d in degree)) + 1
     return SnapshotTask(
         adj, degree, masks, pos, edges, signs, n, num_features, float(snapshots.window), name
@@ -199,6 +246,14 @@ class SnapshotEncoder(nn.Module):
         if self.kind == "gcn":
             return self.step(task, t)[0]
         state = None
+        if self.kind == "evolvegcn-o":
+            # EGCN-O's weights never see the node embeddings and layer l at step t reads only
+            # layer l-1 at step t, so the output at t needs just the evolved weights: skip the
+            # (unused) convolutions of the earlier snapshots — same result, ~history x cheaper
+            state = [None] * len(self.net.layers)
+            for _ in range(max(0, t - history), t):
+                state = [layer.evolve(s)[1] for layer, s in zip(self.net.layers, state)]
+            return self.step(task, t, state)[0]
         for s in range(max(0, t - history), t + 1):
             h, state = self.step(task, s, state)
         return h
@@ -319,6 +374,19 @@ def _f1(pred: Tensor, label: Tensor, positive: int) -> float:
     return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
+def _best_threshold(margin: Tensor, label: Tensor, positive: int, grid: int = 256) -> float:
+    """The margin threshold (class 1 iff ``margin > thr``) maximising F1 of class
+    ``positive``, searched over ``grid`` quantiles of the margins plus 0 (argmax)."""
+    qs = torch.quantile(margin.double(), torch.linspace(0, 1, grid, dtype=torch.float64))
+    cands = torch.unique(torch.cat([qs.float(), margin.new_zeros(1)]))
+    best, best_f1 = 0.0, -1.0
+    for c in cands.tolist():
+        f = _f1((margin > c).long(), label, positive)
+        if f > best_f1:
+            best, best_f1 = c, f
+    return best
+
+
 def _sampled_ap(scores: Tensor, labels: Tensor) -> float:
     """Average precision (ties grouped) of a modest number of scored pairs."""
     order = torch.argsort(scores, descending=True)
@@ -350,7 +418,21 @@ class TrainConfig:
     lr: float = 5e-3
     neg_train: int = 50
     neg_val: int = 100
-    class_weights: tuple[float, float] = (0.1, 0.9)
+    #: share of training negatives drawn uniformly from all node pairs instead of by the
+    #: authors' smart sampler (0 = theirs)
+    neg_uniform: float = 0.0
+    #: cross-entropy weights of classes (0, 1); ``None``: the authors' (0.1, 0.9) for link
+    #: prediction, (0.8, 0.2) for edge classification (class 0 = negative rating);
+    #: ``"balanced"``: inverse class frequency of the training labels
+    class_weights: tuple[float, float] | str | None = None
+    train_frac: float = 0.71
+    val_frac: float = 0.10
+    #: edge classification: pick the decision threshold on the logit margin that maximises the
+    #: validation F1 of the minority class (False: argmax, the authors' rule)
+    tune_threshold: bool = False
+    #: edge classification labels step ``t + edge_offset`` from snapshots ``<= t``: 0 is the
+    #: authors' code (the edges of the last snapshot read), 1 predicts the next step's signs
+    edge_offset: int = 0
     seed: int = 0
     eval_every: int = 1
     patience: int = 10
@@ -383,31 +465,57 @@ class SnapshotTrainer:
         self.opt = torch.optim.Adam(
             [*self.encoder.parameters(), *self.classifier.parameters()], lr=cfg.lr
         )
+        if cfg.edge_offset not in (0, 1):
+            raise ConfigError(f"edge_offset must be 0 or 1, got {cfg.edge_offset}")
         self.train_steps, self.val_steps, self.test_steps = chronological_split(
-            len(task), cfg.history
+            len(task), cfg.history, cfg.train_frac, cfg.val_frac
         )
+        # step whose edges a sample at t is trained on / scored against
+        self.offset = 1 if cfg.task == "linkpred" else cfg.edge_offset
+        if self.offset == 0:  # the last snapshot can be classified too
+            self.test_steps = range(self.test_steps.start, len(task))
+        cw = cfg.class_weights
         if cfg.task == "edgecls":
             y = torch.cat(
-                [task.signs[t + 1] for t in self.train_steps if task.signs[t + 1] is not None]
+                [
+                    task.signs[t + self.offset]
+                    for t in self.train_steps
+                    if task.signs[t + self.offset] is not None
+                ]
             )
             freq = torch.bincount(y, minlength=2).float().clamp(min=1)
-            self.weights = freq.sum() / (2 * freq)
             self.minority = int(freq.argmin())
+            if cw == "balanced":
+                self.weights = freq.sum() / (2 * freq)
+            else:
+                self.weights = torch.tensor((0.8, 0.2) if cw is None else cw, dtype=torch.float)
         else:
-            self.weights = torch.tensor(cfg.class_weights)
+            if isinstance(cw, str):
+                raise ConfigError("class_weights='balanced' is for edge classification")
+            self.weights = torch.tensor((0.1, 0.9) if cw is None else cw, dtype=torch.float)
         self.epoch, self.best, self.best_state, self.history_log = 0, -1.0, None, []
         self.epoch_times: list[float] = []
+        # edge classification decides class 1 when logit_1 - logit_0 > threshold (0 = argmax)
+        self.threshold = torch.zeros(())
 
     # -- losses ------------------------------------------------------------------
     def _negatives(self, t: int, pos: Tensor, mult: int) -> Tensor:
         n = self.task.num_nodes
         lo = max(0, t - self.cfg.history)
-        seen = torch.stack(self.task.node_mask[lo : t + 1]).any(0).nonzero().view(-1)
+        # the authors concatenate each history snapshot's node set, so a node is drawn in
+        # proportion to the number of snapshots it was active in
+        seen = torch.cat([m.nonzero().view(-1) for m in self.task.node_mask[lo : t + 1]])
         if seen.numel() == 0:
             seen = torch.arange(n)
         m = pos.size(1) * mult
         src = pos[0][torch.randint(0, pos.size(1), (2 * m,), generator=self.gen)]
         dst = seen[torch.randint(0, seen.numel(), (2 * m,), generator=self.gen)]
+        if self.cfg.neg_uniform > 0:
+            # the test ranks all N^2 pairs, most between nodes the smart sampler never draws
+            u = torch.rand(2 * m, generator=self.gen) < self.cfg.neg_uniform
+            k = int(u.sum())
+            src[u] = torch.randint(0, n, (k,), generator=self.gen)
+            dst[u] = torch.randint(0, n, (k,), generator=self.gen)
         key = src * n + dst
         true = torch.sort(pos[0] * n + pos[1]).values
         loc = torch.searchsorted(true, key).clamp(max=true.numel() - 1)
@@ -424,9 +532,10 @@ class SnapshotTrainer:
             pairs = torch.cat([pos, neg], 1)
             y = torch.cat([torch.ones(pos.size(1)), torch.zeros(neg.size(1))]).long()
         else:
-            if self.task.signs[nxt] is None or self.task.edges[nxt].numel() == 0:
+            k = t + self.offset
+            if self.task.signs[k] is None or self.task.edges[k].numel() == 0:
                 return None
-            pairs, y = self.task.edges[nxt], self.task.signs[nxt]
+            pairs, y = self.task.edges[k], self.task.signs[k]
         logits = self.classifier(h, pairs[0], pairs[1])
         return F.cross_entropy(logits, y, weight=self.weights)
 
@@ -481,8 +590,10 @@ class SnapshotTrainer:
         return out
 
     @torch.no_grad()
-    def evaluate(self, steps: range, full: bool = True) -> dict:
-        """Metrics over ``steps``; ``full`` ranks all node pairs (link prediction)."""
+    def evaluate(self, steps: range, full: bool = True, tune: bool = False) -> dict:
+        """Metrics over ``steps``; ``full`` ranks all node pairs (link prediction); ``tune``
+        (edge classification with ``cfg.tune_threshold``) first picks the decision threshold
+        that maximises the minority-class F1 on these steps (validation)."""
         embs = self.embeddings(steps)
         per_step = []
         if self.cfg.task == "linkpred":
@@ -509,20 +620,26 @@ class SnapshotTrainer:
                 "mrr": sum(r["mrr"] for r in per_step) / max(len(per_step), 1),
                 "per_step": per_step,
             }
-        preds, labels = [], []
+        margins, labels, steps_k = [], [], []
         for t, h in embs.items():
-            if self.task.signs[t + 1] is None or self.task.edges[t + 1].numel() == 0:
+            k = t + self.offset
+            if self.task.signs[k] is None or self.task.edges[k].numel() == 0:
                 continue
-            e = self.task.edges[t + 1]
-            p = self.classifier(h, e[0], e[1]).argmax(-1)
-            y = self.task.signs[t + 1]
-            preds.append(p)
-            labels.append(y)
+            e = self.task.edges[k]
+            margins.append(self.classifier.score(h, e[0], e[1]))
+            labels.append(self.task.signs[k])
+            steps_k.append(k)
+        if tune and self.cfg.tune_threshold:
+            self.threshold.fill_(_best_threshold(torch.cat(margins), torch.cat(labels),
+                                                 self.minority))
+        preds = [(m > self.threshold).long() for m in margins]
+        for k, p, y in zip(steps_k, preds, labels):
             per_step.append(
-                {"step": t + 1, "f1": _f1(p, y, self.minority), "num_edges": int(y.numel())}
+                {"step": k, "f1": _f1(p, y, self.minority), "num_edges": int(y.numel())}
             )
         p, y = torch.cat(preds), torch.cat(labels)
         return {
+            "threshold": float(self.threshold),
             "f1": _f1(p, y, self.minority),
             "f1_macro": (_f1(p, y, 0) + _f1(p, y, 1)) / 2,
             "minority_class": self.minority,
@@ -533,11 +650,17 @@ class SnapshotTrainer:
         return res["map"] if self.cfg.task == "linkpred" else res["f1"]
 
     def state_dict(self) -> dict:
-        return {"encoder": self.encoder.state_dict(), "classifier": self.classifier.state_dict()}
+        return {
+            "encoder": self.encoder.state_dict(),
+            "classifier": self.classifier.state_dict(),
+            "decision": {"threshold": self.threshold},
+        }
 
     def load_state_dict(self, sd: dict) -> None:
         self.encoder.load_state_dict(sd["encoder"])
         self.classifier.load_state_dict(sd["classifier"])
+        if "decision" in sd:
+            self.threshold.copy_(sd["decision"]["threshold"])
 
     def _save(self) -> None:
         if self.cfg.checkpoint:
@@ -583,7 +706,7 @@ class SnapshotTrainer:
             self.epoch = e + 1
             rec = {"epoch": self.epoch, "loss": loss}
             if self.epoch % self.cfg.eval_every == 0 or self.epoch == epochs:
-                val = self._select_metric(self.evaluate(self.val_steps, full=full_val))
+                val = self._select_metric(self.evaluate(self.val_steps, full=full_val, tune=True))
                 rec["val"] = val
                 if val > self.best:
                     self.best, bad = val, 0
@@ -678,23 +801,32 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
     snaps = stream.to_snapshots(window=window, num_snapshots=None if window else num_snap)
     task = prepare_task(snaps, name=name)
     prep_time = time.perf_counter() - t0
+    off = OFFICIAL_CONFIGS.get((g("task", "linkpred"), key), {}) if g("official", True) else {}
+    cw = g("class_weights", off.get("class_weights"))
+    if isinstance(cw, str) and cw != "balanced":
+        cw = tuple(float(v) for v in cw.split(","))
     cfg = TrainConfig(
         model=g("model", "evolvegcn-o"),
         task=g("task", "linkpred"),
-        hidden=g("hidden", 100),
+        hidden=g("hidden", off.get("hidden", 100)),
+        class_weights=cw,
+        train_frac=g("train_frac", off.get("train_frac", 0.71)),
+        edge_offset=g("edge_offset", 0),
+        tune_threshold=bool(g("tune_threshold", False)),
         cell=g("cell", "gru"),
         history=g("history", 10),
         mode=g("mode", "window"),
-        lr=g("lr", 5e-3),
+        lr=g("lr", off.get("lr", 5e-3)),
         seed=g("seed", 0),
         patience=g("patience", 10),
         eval_every=g("eval_every", 1),
         checkpoint=g("checkpoint") or _checkpoint_in(g("checkpoint_dir"), g("model"), name),
         progress=g("progress", not g("no_progress", False)),
-        neg_train=g("neg_train", 50),
-        cls_hidden=g("cls_hidden", 100),
+        neg_train=g("neg_train", off.get("neg_train", 50)),
+        neg_uniform=g("neg_uniform", 0.0),
+        cls_hidden=g("cls_hidden", off.get("cls_hidden", 100)),
         cls_product=bool(g("cls_product", False)),
-        full_val_max_nodes=g("full_val_max_nodes", 2500),
+        full_val_max_nodes=g("full_val_max_nodes", 6000),
     )
     trainer = SnapshotTrainer(task, cfg)
     t1 = time.perf_counter()
@@ -717,7 +849,14 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
         "hidden": cfg.hidden,
         "lr": cfg.lr,
         "neg_train": cfg.neg_train,
+        "neg_uniform": cfg.neg_uniform,
+        "cls_hidden": cfg.cls_hidden,
         "cls_product": cfg.cls_product,
+        "class_weights": [float(v) for v in trainer.weights],
+        "train_frac": cfg.train_frac,
+        "edge_offset": cfg.edge_offset if cfg.task == "edgecls" else None,
+        "tune_threshold": cfg.tune_threshold if cfg.task == "edgecls" else None,
+        "official_defaults": bool(off),
         "split": {
             k: [r.start, r.stop]
             for k, r in (
