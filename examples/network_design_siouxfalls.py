@@ -45,7 +45,7 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    n_scen, epochs, gens = (48, 3, 3) if args.fast else (3000, 30, 20)
+    n_scen, epochs, gens = (48, 3, 3) if args.fast else (20000, 30, 20)
 
     net = sioux_falls()
     graph = RoutingGraph(net)
@@ -61,7 +61,7 @@ def main() -> None:
     if args.surrogate:
         sur_path = Path(args.surrogate)
     else:
-        sur = Surrogate(net, SurrogateConfig(hidden=16 if args.fast else 32))
+        sur = Surrogate(net, SurrogateConfig(global_hidden=64 if args.fast else 512))
         train_surrogate(sur, train, val, TrainConfig(epochs=epochs),
                         checkpoint=out / "surrogate_checkpoint.pt", progress=not args.fast)
         sur_path = sur.save(out / "surrogate.pt")

@@ -212,3 +212,56 @@ def test_global_linear_starts_at_the_ridge_least_squares_fit(net, scenarios):
     np.testing.assert_allclose(pred, ref.numpy(), rtol=1e-4, atol=1e-2)
     with pytest.raises(ConfigError, match="route_features"):
         Surrogate(net, SurrogateConfig(route_features=False, global_linear=True))
+
+
+def test_default_global_mlp_model(net, scenarios, tmp_path):
+    # the default is the global model alone (no message passing): route-split flows + ridge
+    # linear sensitivity + an MLP on standardised inputs whose output layer starts at zero
+    data, _ = scenarios
+    s = Surrogate(net, SurrogateConfig())
+    assert s.config.layers == 0 and s.config.global_hidden > 0
+    s.fit_stats(data)
+    cap = torch.as_tensor(data.capacity, dtype=torch.float32)
+    base = s._route_flows(torch.as_tensor(data.demand, dtype=torch.float32))
+    g = s._global_inputs(cap, base)
+    torch.testing.assert_close(s.stats["global_mu"], g.mean(0))
+    torch.testing.assert_close(s.stats["global_sd"], g.std(0).clamp_min(1e-6))
+    lin = s.model.global_linear
+    with torch.no_grad():
+        ridge = torch.relu(base + s.stats["flow_mu"] + s.stats["flow_sd"] * lin(g))
+    np.testing.assert_allclose(s.predict_flows(data.capacity, data.demand), ridge.numpy(),
+                               rtol=1e-5, atol=1e-2)
+    # with a non-zero MLP: the flows are the reference composition, written out by hand
+    torch.manual_seed(0)
+    mlp = s.model.global_mlp
+    with torch.no_grad():
+        mlp[-1].weight.normal_(0.0, 0.05)
+        z = (g - g.mean(0)) / g.std(0).clamp_min(1e-6)
+        for k in range(0, len(mlp) - 1, 2):
+            z = torch.nn.functional.gelu(z @ mlp[k].weight.T + mlp[k].bias)
+        z = z @ mlp[-1].weight.T + mlp[-1].bias
+        ref = torch.relu(base + s.stats["flow_mu"] + s.stats["flow_sd"] * (lin(g) + z))
+    pred = s.predict_flows(data.capacity, data.demand)
+    np.testing.assert_allclose(pred, ref.numpy(), rtol=1e-4, atol=1e-2)
+    assert np.abs(pred - ridge.numpy()).max() > 1.0  # the MLP term is really used
+    p = s.save(tmp_path / "g.pt")
+    np.testing.assert_array_equal(Surrogate.load(p, net).predict_flows(data.capacity,
+                                                                       data.demand), pred)
+    with pytest.raises(ConfigError, match="layers=0"):
+        Surrogate(net, SurrogateConfig(global_linear=False))
+    with pytest.raises(ConfigError, match="global_layers"):
+        Surrogate(net, SurrogateConfig(global_layers=0))
+
+
+def test_checkpoint_without_global_mlp_fields_still_loads(net, scenarios, tmp_path):
+    # checkpoints written before global_hidden / global_layers existed load as linear-only
+    data, _ = scenarios
+    s = Surrogate(net, SurrogateConfig(hidden=8, layers=1, global_hidden=0))
+    s.fit_stats(data)
+    st = s.state()
+    del st["config"]["global_hidden"], st["config"]["global_layers"]
+    torch.save(st, tmp_path / "old.pt")
+    old = Surrogate.load(tmp_path / "old.pt", net)
+    assert old.config.global_hidden == 0 and not hasattr(old.model, "global_mlp")
+    np.testing.assert_array_equal(old.predict_flows(data.capacity, data.demand),
+                                  s.predict_flows(data.capacity, data.demand))

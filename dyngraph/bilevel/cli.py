@@ -32,8 +32,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--surrogate", default=None, help="trained surrogate (.pt)")
     p.add_argument("--cache", default="dyngraph-design-cache",
                    help="folder for scenarios, checkpoints and the trained surrogate")
-    p.add_argument("--scenarios", type=int, default=4000, help="training scenarios to solve")
-    p.add_argument("--epochs", type=int, default=20, help="surrogate training epochs")
+    p.add_argument("--scenarios", type=int, default=20000,
+                   help="scenarios to solve (~5 ms each; the default surrogate needs many)")
+    p.add_argument("--epochs", type=int, default=30, help="surrogate training epochs")
     p.add_argument("--generations", type=int, default=50)
     p.add_argument("--time-limit", type=float, default=None, help="search seconds")
     p.add_argument("--stall-generations", type=int, default=10,

@@ -33,10 +33,10 @@ class TrainConfig:
     """
 
     epochs: int = 100
-    batch_size: int = 64
-    lr: float = 3e-3
+    batch_size: int = 256
+    lr: float = 1e-3
     lr_min_ratio: float = 0.02
-    weight_decay: float = 1e-5
+    weight_decay: float = 1e-4
     ttt_weight: float = 0.1
     patience: int = 0
     seed: int = 0
