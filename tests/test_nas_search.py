@@ -93,21 +93,32 @@ def test_resume_refuses_a_different_search(tmp_path):
                   time_budget=0.0).trials == []
 
 
-def test_rcc_changes_one_action_class_of_the_best():
+@pytest.mark.parametrize("top_k,max_changes", [(1, None), (3, 1)])
+def test_rcc_changes_one_action_class_of_a_top_architecture(top_k, max_changes):
     space = make_space("agnn-light")
-    ctrl = ReinforcedConservativeController(space, seed=0, num_initial=3)
+    ctrl = ReinforcedConservativeController(space, seed=0, num_initial=3, top_k=top_k,
+                                            max_changes=max_changes, explore=(0.2, 0.0, 20))
     obj = Synthetic(space)
-    for _ in range(30):
-        best_before = ctrl.best
+    n_random = 0
+    for _ in range(40):
+        pool = [a for a, _ in ctrl.top()]
         p = ctrl.ask()
-        if p.parent is not None:
-            assert best_before is not None and p.parent == best_before[0]
-            changed = [k for k in p.arch if p.arch[k] != p.parent[k]]
-            assert changed
-            classes = {space.decision(k).action_class for k in changed}
-            if p.action_class is not None:
-                assert classes == {p.action_class}
+        if p.parent is None:
+            n_random += 1
+            ctrl.tell(p, obj(space, p.arch).reward)
+            continue
+        assert len(pool) <= top_k and p.parent in pool  # conservative: a top-k parent
+        changed = [k for k in p.arch if p.arch[k] != p.parent[k]]
+        assert changed
+        classes = {space.decision(k).action_class for k in changed}
+        if p.action_class is not None:  # policy step: one class, at most max_changes
+            assert classes == {p.action_class}
+            assert max_changes is None or len(changed) <= max_changes
+        else:  # fallback: one random decision
+            assert len(changed) == 1
         ctrl.tell(p, obj(space, p.arch).reward)
+    # initial random architectures plus a few exploration steps, but mostly small steps
+    assert 3 <= n_random < 15
     keys = [a.key for a, _ in ctrl.history]
     assert len(set(keys)) == len(keys)
 

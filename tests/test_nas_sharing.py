@@ -125,8 +125,54 @@ def test_search_with_sharing_follows_the_rules():
             parent = Architecture.from_dict(r["parent"])
             child = Architecture.from_dict(r["arch"])
             assert r["shared_layers"] == homogeneous_layers(space, parent, child, 12, 3)
-            assert r["metrics"]["epochs"] <= 2
+            if "shared_reward" in r["metrics"]:
+                # verified: a promising shared child was retrained from scratch
+                assert r["metrics"]["inherited_tensors"] == 0 and r["metrics"]["epochs"] == 6
+            else:
+                assert r["metrics"]["epochs"] <= 2
         else:
             assert r["metrics"]["inherited_tensors"] == 0
     res_off = search(space, obj, "rcc", trials=8, seed=0, progress=False, sharing=False)
     assert all(not r["shared_layers"] for r in res_off.trials)
+
+
+class _Inflated:
+    """Reward = fraction of decisions matching a target; +0.5 when trained from inherited
+    weights — an exaggerated version of the bias sharing puts on a child's reward."""
+
+    supports_sharing = True
+    in_channels, num_classes = 12, 3
+
+    def __init__(self, space):
+        self.target = space.sample(random.Random(5))
+
+    def base(self, arch):
+        return sum(arch[k] == self.target[k] for k in arch) / len(list(arch))
+
+    def __call__(self, space, arch, init_state=None, seed=0, keep_state=False):
+        from dyngraph.nas import TrialResult
+        r = self.base(arch) + (0.5 if init_state else 0.0)
+        state = {f"convs.{i}.w": torch.zeros(1) for i in range(2)} if keep_state else None
+        return TrialResult(r, {"seconds": 0.0, "inherited_tensors": len(init_state or {})},
+                           state)
+
+
+def test_verify_shared_ranks_promising_children_from_scratch():
+    space = _space()
+    obj = _Inflated(space)
+    kw = {"num_initial": 3, "explore": (0.0, 0.0, 1)}
+    res = search(space, obj, "rcc", trials=30, seed=0, progress=False, verify_shared=3,
+                 controller_kwargs=kw)
+    verified = [r for r in res.trials if "shared_reward" in r["metrics"]]
+    assert verified
+    from dyngraph.nas import Architecture
+    for r in verified:
+        arch = Architecture.from_dict(r["arch"])
+        assert r["reward"] == obj.base(arch) and r["metrics"]["shared_reward"] == r["reward"] + 0.5
+    # the winner's reward is a from-scratch one
+    assert res.best_reward == obj.base(res.best) <= 1.0
+    # without the check an inflated fine-tuned reward wins the search
+    res0 = search(space, obj, "rcc", trials=30, seed=0, progress=False, verify_shared=0,
+                  controller_kwargs=kw)
+    assert res0.best_reward > 1.0
+    assert not any("shared_reward" in r["metrics"] for r in res0.trials)

@@ -32,6 +32,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=float, default=None, help="seconds")
     p.add_argument("--space", default="agnn", help="agnn (paper) or agnn-light (cheaper)")
     p.add_argument("--no-sharing", action="store_true", help="disable parameter sharing")
+    p.add_argument("--verify-shared", type=int, default=5,
+                   help="retrain from scratch shared children entering the top-k (0: never)")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--shared-epochs", type=int, default=50)
     p.add_argument("--patience", type=int, default=100)
@@ -64,8 +66,14 @@ def _setup(args: argparse.Namespace):
     return make_space(args.space), NodeClassificationObjective(load_planetoid(args.dataset), cfg)
 
 
-def plot_curves(curves: dict[str, list[float]], path: str | Path, title: str = "") -> None:
-    """Best validation accuracy vs number of trials, one line per search."""
+def plot_curves(
+    curves: dict[str, list[float]],
+    path: str | Path,
+    title: str = "",
+    ylim: tuple[float, float] | None = None,
+) -> None:
+    """Best validation accuracy vs number of trials, one line per search (``ylim`` zooms in
+    on the late part of the curves, where searches differ by fractions of a point)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,6 +84,8 @@ def plot_curves(curves: dict[str, list[float]], path: str | Path, title: str = "
         ax.plot(range(1, len(c) + 1), c, label=name)
     ax.set_xlabel("trials")
     ax.set_ylabel("best validation accuracy")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -97,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         result = search(
             space, objective, args.controller, trials=args.trials,
             time_budget=args.time_budget, sharing=not args.no_sharing, log=args.log,
+            verify_shared=args.verify_shared,
             resume=not args.no_resume, seed=args.seed, batch_size=batch, runner=runner,
             progress=not args.quiet,
         )

@@ -83,7 +83,9 @@ class SearchResult:
 
 def _record_to_proposal(rec: dict[str, Any]) -> Proposal:
     parent = Architecture.from_dict(rec["parent"]) if rec.get("parent") else None
-    info = {"child_idx": rec["child_idx"]} if rec.get("child_idx") else {}
+    info: dict[str, Any] = {"child_idx": rec["child_idx"]} if rec.get("child_idx") else {}
+    if rec.get("positions") is not None:
+        info["positions"] = rec["positions"]
     return Proposal(Architecture.from_dict(rec["arch"]), parent, rec.get("action_class"), info)
 
 
@@ -102,7 +104,8 @@ def search(
     runner: Any = None,
     progress: bool = True,
     controller_kwargs: dict[str, Any] | None = None,
-    bank_capacity: int = 4,
+    bank_capacity: int = 5,
+    verify_shared: int = 5,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
 ) -> SearchResult:
     """Search ``space`` for the architecture of highest reward under ``objective``.
@@ -123,6 +126,15 @@ def search(
         seed: seeds the controller and each trial (trial ``i`` uses ``seed * 100003 + i``).
         batch_size: trials asked and evaluated together (parallel on a :class:`RayRunner`).
         runner: :class:`~dyngraph.nas.runners.InProcessRunner` (default) or ``RayRunner``.
+        bank_capacity: architectures whose trained weights are kept for sharing (the best
+            ones; at least the RCC's ``top_k`` so every parent it picks can pass weights on).
+        verify_shared: a child trained from inherited weights whose reward would rank among
+            the best ``verify_shared`` rewards so far is trained again from scratch and that
+            reward is the one the controller sees and the log keeps (``metrics.shared_reward``
+            keeps the fine-tuned one). Inherited weights make children look better or worse
+            than they are; without this check, a child that only shines with its parent's
+            weights can become the search's winner and then disappoint when retrained.
+            ``0`` disables the check.
         on_trial: called with each new log record (e.g. to stop a search from outside).
     """
     if trials < 0 or batch_size < 1:
@@ -141,6 +153,7 @@ def search(
         "controller": ctrl.name,
         "seed": seed,
         "sharing": use_sharing,
+        **({"verify_shared": int(verify_shared)} if use_sharing else {}),
         "batch_size": batch_size,
         "objective": describe() if callable(describe) else type(objective).__name__,
     }
@@ -192,6 +205,9 @@ def search(
                 tasks.append((space, p.arch, state, seed * 100003 + len(records) + j, use_sharing))
             t_batch = time.perf_counter()
             results = runner.map(objective, tasks)
+            if use_sharing and verify_shared > 0:
+                results = _verify(objective, runner, tasks, results, shared, records,
+                                  verify_shared)
             batch_secs = time.perf_counter() - t_batch
             for p, res, layers in zip(props, results, shared):
                 ctrl.tell(p, float(res.reward))
@@ -203,6 +219,7 @@ def search(
                     "parent": p.parent.to_dict() if p.parent is not None else None,
                     "action_class": p.action_class,
                     "child_idx": p.info.get("child_idx"),
+                    "positions": p.info.get("positions"),
                     "reward": float(res.reward),
                     "metrics": res.metrics,
                     "shared_layers": layers,
@@ -227,6 +244,26 @@ def search(
         replayed=replayed,
         extra={"replay_mismatches": mismatches},
     )
+
+
+def _verify(objective, runner, tasks, results, shared, records, top: int) -> list[Any]:
+    """Re-train from scratch the shared children whose reward would enter the top ``top``."""
+    rewards = sorted((r["reward"] for r in records), reverse=True)
+    bar = rewards[top - 1] if len(rewards) >= top else -math.inf
+    idx = [j for j, (res, layers) in enumerate(zip(results, shared))
+           if layers and res.reward > bar]
+    if not idx:
+        return results
+    again = runner.map(objective, [(*tasks[j][:2], None, *tasks[j][3:]) for j in idx])
+    results = list(results)
+    for j, res in zip(idx, again):
+        old = results[j]
+        res.metrics["shared_reward"] = float(old.reward)
+        res.metrics["shared_seconds"] = float(old.metrics.get("seconds", 0.0))
+        res.metrics["seconds"] = float(res.metrics.get("seconds", 0.0)) + float(
+            old.metrics.get("seconds", 0.0))
+        results[j] = res
+    return results
 
 
 def retrain(

@@ -12,7 +12,20 @@ Rules implemented (and tested):
    else in a model (batch-norm statistics, skip connections, heads outside the conv stack) is
    re-initialised, since its input statistics change with the architecture.
 4. A child with inherited weights is fine-tuned for fewer epochs
-   (``TrainConfig.shared_epochs``) instead of being trained from scratch.
+   (``TrainConfig.shared_epochs``, with the same early stopping) instead of being trained
+   from scratch.
+
+Rules 1-3 are the paper's homogeneity constraints (same weight shapes, same attention and
+activation functions; batch-norm / skip-connection parameters are never shared). Two
+safeguards are this implementation's, added because inherited weights bias a child's reward
+(measured in ``benchmarks/nas_cora.py``: the fine-tuned validation accuracy of a child differs
+from its from-scratch one by several points, in either direction):
+
+5. Only good parents pass weights on: the bank keeps the weights of the ``capacity`` best
+   architectures only (by reward), which covers the RCC's top-k parent pool.
+6. ``search(verify_shared=k)``: a shared child whose reward would enter the best ``k`` so far
+   is retrained from scratch and that reward replaces the fine-tuned one, so the search's
+   winner — and every RCC parent — is ranked by a from-scratch validation accuracy.
 
 ``ParameterBank(enabled=False)`` switches sharing off for the ablation.
 """
@@ -55,7 +68,7 @@ class ParameterBank:
             parent is always the best so far, so a small capacity suffices.
     """
 
-    def __init__(self, enabled: bool = True, capacity: int = 4) -> None:
+    def __init__(self, enabled: bool = True, capacity: int = 5) -> None:
         if capacity < 1:
             raise ConfigError("ParameterBank capacity must be >= 1")
         self.enabled = enabled

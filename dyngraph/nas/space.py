@@ -69,6 +69,15 @@ def register_space(name: str) -> Callable[[Callable[..., SearchSpace]], Callable
 
 
 def make_space(name: str, **kwargs: Any) -> SearchSpace:
+    """Build a registered search space by name (see ``SPACES`` and :func:`register_space`).
+
+    Args:
+        name: registered space name, e.g. ``"agnn"`` or ``"nasbench-graph"``.
+        **kwargs: passed to the space's constructor.
+
+    Raises:
+        ConfigError: ``name`` is not registered.
+    """
     if name not in SPACES:
         raise ConfigError(f"unknown search space {name!r}; registered: {sorted(SPACES)}")
     return SPACES[name](**kwargs)
