@@ -61,6 +61,45 @@ def test_docstring_check_catches_a_missing_docstring(monkeypatch) -> None:
     assert api_index.missing_docstrings() == ["dyngraph.metrics.undocumented"]
 
 
+# Modules whose public methods may still lack docstrings: they were being edited when the
+# method check was added. The lead empties this list once they are documented; a module here
+# whose methods are all documented makes test_method_docstring_skip_list_is_needed fail.
+METHOD_DOCSTRING_SKIP_MODULES: tuple[str, ...] = (
+    "dyngraph.nas.",
+    "dyngraph.bilevel.",
+    "dyngraph.nn.conv",
+)
+
+
+def test_public_methods_have_docstrings() -> None:
+    missing = api_index.missing_method_docstrings(METHOD_DOCSTRING_SKIP_MODULES)
+    assert not missing, f"public methods without a docstring: {missing}"
+
+
+def test_method_docstring_skip_list_is_needed() -> None:
+    for prefix in METHOD_DOCSTRING_SKIP_MODULES:
+        still = [m for m in api_index.missing_method_docstrings() if m.startswith(prefix)]
+        assert still, f"every method under {prefix!r} is documented: remove it from the skip list"
+
+
+def test_method_docstring_check_catches_a_missing_docstring(monkeypatch) -> None:
+    from dyngraph.nn.memory.time_encoding import TimeEncoder
+
+    def undocumented(self):
+        return self
+
+    def documented(self):
+        """Has one."""
+
+    monkeypatch.setattr(TimeEncoder, "undocumented", undocumented, raising=False)
+    monkeypatch.setattr(TimeEncoder, "documented", documented, raising=False)
+    monkeypatch.setattr(TimeEncoder, "as_property", property(undocumented), raising=False)
+    monkeypatch.setattr(TimeEncoder, "_private", undocumented, raising=False)
+    missing = api_index.missing_method_docstrings(METHOD_DOCSTRING_SKIP_MODULES)
+    assert sorted(missing) == ["dyngraph.nn.memory.time_encoding.TimeEncoder.as_property",
+                               "dyngraph.nn.memory.time_encoding.TimeEncoder.undocumented"]
+
+
 def test_every_public_name_is_in_the_api_reference() -> None:
     pages = gen_pages.api_pages()
     text = {page: pages[page] for _, page, _ in api_index.PACKAGES}
@@ -161,6 +200,56 @@ def test_model_zoo_reads_results(tmp_path, monkeypatch) -> None:
     assert "test AP 0.85 ± 0.07071 (n=2; uci" in row
     row = next(r for r in page.splitlines() if r.startswith("| [`DyRep`]"))
     assert gen_pages.NOT_MEASURED in row and "memory_models" in row
+
+
+def test_model_zoo_reads_per_file_layouts(tmp_path, monkeypatch) -> None:
+    # memory_models.py writes {model: {metric: [mean, std]}} over the seeds in args
+    (tmp_path / "memory_models.json").write_text(json.dumps({
+        "args": {"dataset": "uci", "seeds": [0, 1, 2]},
+        "results": {"dyrep": {"ap": [0.61, 0.02], "mrr": [0.075, 0.001]}}}))
+    # evolvegcn_results.py writes one cell per task/dataset/model with the paper's numbers
+    (tmp_path / "evolvegcn.json").write_text(json.dumps({
+        "linkpred/uci/evolvegcn-o": {"runs": [], "map": {"mean": 0.0118, "std": 0.0027, "n": 3},
+                                     "mrr": {"mean": 0.093, "std": 0.0017, "n": 3},
+                                     "paper": {"map": 0.027, "mrr": 0.1379}}}))
+    monkeypatch.setattr(gen_pages, "RESULTS", tmp_path)
+    page = gen_pages.model_zoo_page()["model-zoo.md"]
+    row = next(r for r in page.splitlines() if r.startswith("| [`DyRep`]"))
+    assert "test AP 0.61 ± 0.02, MRR 0.075 ± 0.001 (uci, n=3;" in row
+    row = next(r for r in page.splitlines() if r.startswith("| [`EvolveGCNO`]"))
+    assert "MAP 0.0118 ± 0.0027 (paper 0.027), MRR 0.093 ± 0.0017 (paper 0.1379)" in row
+    row = next(r for r in page.splitlines() if r.startswith("| [`EvolveGCNH`]"))
+    assert gen_pages.NOT_MEASURED in row
+    bench = gen_pages.benchmark_pages()["benchmarks/index.md"]
+    assert "| dyrep | uci | 3 | 0.61 ± 0.02 | 0.075 ± 0.001 |" in bench
+
+
+def test_result_readers_recognise_the_real_files() -> None:
+    """A script that changes its output layout silently falls back to the generic table;
+    this names the reader in docs/_gen/formats.py to update."""
+    import formats
+
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
+        reader = formats.reader_for(path.stem)
+        if reader is None:
+            continue
+        found = reader(results.load(path))
+        assert found and all(recs for _, recs in found), path.name
+
+
+def test_model_zoo_shows_the_real_results() -> None:
+    page = gen_pages.model_zoo_page()["model-zoo.md"]
+    rows = {r.split("`")[1]: r for r in page.splitlines() if r.startswith("| [`")}
+    res = ROOT / "benchmarks" / "results"
+    expect = {"memory_models.json": ["TGN", "JODIE", "DyRep", "APAN"],
+              "tgn_wikipedia.json": ["TGN"], "tgn_vs_pyg.json": ["TGN"],
+              "evolvegcn.json": ["EvolveGCNO", "EvolveGCNH"], "nas_cora.json": ["SearchedGNN"],
+              "surrogate_accuracy.json": ["FlowGNN"]}
+    for fname, models in expect.items():
+        if not (res / fname).is_file():
+            continue
+        for m in models:
+            assert f"[{fname}](benchmarks/data/{fname})" in rows[m], (m, fname)
 
 
 def test_link_checker_finds_broken_links(tmp_path) -> None:

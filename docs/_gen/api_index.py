@@ -138,3 +138,39 @@ def _own_doc(obj: object) -> str:
 def missing_docstrings() -> list[str]:
     """Public classes, functions and modules without a docstring of their own."""
     return [e.ident for e in entries() if e.kind != "attribute" and not _own_doc(e.obj)]
+
+
+def _function_of(member: object):
+    """The function behind a class attribute (method, static/class method, property getter)."""
+    if isinstance(member, (staticmethod, classmethod)):
+        member = member.__func__
+    if isinstance(member, property):
+        member = member.fget
+    return member if inspect.isfunction(member) else None
+
+
+def missing_method_docstrings(skip_modules: tuple[str, ...] = ()) -> list[str]:
+    """Public methods and properties (``forward``, ``reset_parameters``, ...) defined by a
+    public class of dyngraph without a docstring of their own, as ``module.Class.method``.
+
+    Only methods the class itself defines count (inherited ones are documented where they are
+    defined); ``extra_repr`` is hidden from the API pages and is not checked. Classes defined
+    in a module starting with one of ``skip_modules`` are left out.
+    """
+    out: list[str] = []
+    seen: set[int] = set()
+    for e in entries():
+        cls = e.obj
+        if not inspect.isclass(cls) or id(cls) in seen:
+            continue
+        seen.add(id(cls))
+        module = getattr(cls, "__module__", "") or ""
+        if not module.startswith("dyngraph") or module.startswith(skip_modules):
+            continue
+        for name, member in vars(cls).items():
+            fn = _function_of(member)
+            if name.startswith("_") or name == "extra_repr" or fn is None:
+                continue
+            if not (fn.__doc__ or "").strip():
+                out.append(f"{module}.{cls.__qualname__}.{name}")
+    return out

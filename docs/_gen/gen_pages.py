@@ -35,6 +35,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
 import api_index  # noqa: E402
+import formats  # noqa: E402
 import results  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -294,11 +295,52 @@ RESULT_ALIASES = {"pres_ablation": "pres_batch_size", "ddp": "ddp_scaling",
 
 
 def _script_for(stem: str, scripts: list[str]) -> str | None:
+    if formats.script_of(stem) in scripts:
+        return formats.script_of(stem)
     for alias, script in RESULT_ALIASES.items():
         if stem.startswith(alias) and script in scripts:
             return script
     best = [s for s in scripts if stem == s or stem.startswith(s + "_") or stem.startswith(s)]
     return max(best, key=len) if best else None
+
+
+def script_usage(script: str, stem: str = "") -> str | None:
+    """A command line of a benchmark script's docstring (continuations joined): the first one
+    that writes ``<stem>.json`` if any does, else the first one."""
+    path = BENCHMARKS / f"{script}.py"
+    if not path.is_file():
+        return None
+    lines = module_doc(path).splitlines()
+    found: list[str] = []
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if re.match(r"^(OMP_NUM_THREADS=\S+ )?(PYTHONPATH=\S+ )?(\.venv/bin/)?python ", s):
+            cmd = [s]
+            while cmd[-1].endswith("\\") and i + 1 < len(lines):
+                i += 1
+                cmd[-1] = cmd[-1].rstrip("\\").rstrip()
+                cmd.append(lines[i].strip())
+            raw = " ".join(cmd)
+            text = re.sub(r"\s+#.*$", "", raw)  # a trailing comment
+            found.append((raw, " ".join(text.split())))
+    # the command that writes this file, else one whose comment names it ("# ablation")
+    words = set(stem.split("_")) - set(script.split("_")) - {"uci", "wikipedia", "cora"}
+    best = [c for raw, c in found if stem and f"{stem}.json" in c] or [
+        c for raw, c in found if any(w in raw for w in words if len(w) > 3)]
+    if not best and any(len(w) > 3 for w in words):
+        return None  # the file is a variant (another dataset) no documented command writes
+    return (best or [c for _, c in found] or [None])[0]
+
+
+def _nested_commands(data: object) -> list[str]:
+    """Commands recorded inside the configurations of a file (``runs.<config>.command``)."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for v in data.values():
+            if isinstance(v, dict):
+                found += [w["command"] for w in [v, *v.values()]
+                          if isinstance(w, dict) and isinstance(w.get("command"), str)]
+    return found
 
 
 def _result_section(path: Path, images: dict[str, Path]) -> list[str]:
@@ -313,21 +355,34 @@ def _result_section(path: Path, images: dict[str, Path]) -> list[str]:
         lines.append(f"- **command:** `{meta['command']}`")
     elif "args" in meta:
         lines.append(f"- **arguments recorded in the file:** `{meta['args']}`")
+    elif _nested_commands(data):
+        lines.append("- **command:** recorded per configuration, shown with each table below")
+    elif (usage := script_usage(_script_for(path.stem, _SCRIPTS()) or "", path.stem)):
+        lines.append(f"- **command:** not recorded in the file; the script's documented "
+                     f"usage is `{usage}`")
     else:
         lines.append("- **command:** not recorded in the file (see the usage above)")
     lines.append(f"- **machine:** {meta.get('machine', 'not recorded in the file')}")
     if "date" in meta:
         lines.append(f"- **date:** {meta['date']}")
     lines.append(f"- **raw data:** [{path.name}](data/{path.name})")
+    for k in ("note", "description", "_stdev_note", "peer_loaded"):
+        if isinstance(data, dict) and isinstance(data.get(k), str):
+            lines.append(f"- **{k.strip('_').replace('_', ' ')}:** {results.fmt(data[k])}")
     lines.append("")
-    found = results.tables(data)
+    found = results.tables_for(path.stem, data)
+    own_reader = formats.reader_for(path.stem) is not None and found != results.tables(data)
     for title, recs in found:
         if title:
-            lines += [f"*{title}*", ""]
-        lines += [results.markdown_table(recs), ""]
+            lines += [f"*{results.fmt(title)}*", ""]
+        lines += [results.markdown_table(recs, fold=own_reader), ""]
     if not found:
         lines += ["No table-shaped records in this file; see the raw data.", ""]
     return lines
+
+
+def _SCRIPTS() -> list[str]:  # noqa: N802
+    return sorted(p.stem for p in BENCHMARKS.glob("*.py"))
 
 
 def benchmark_pages() -> dict[str, str]:
@@ -392,16 +447,39 @@ def benchmark_pages() -> dict[str, str]:
 def _memory_specs(model: str) -> list[dict]:
     """The memory_models benchmark first; else plain training at batch 200 in the PRES runs."""
     return [dict(file="memory_models", where={"model": model}, metric=["test_ap", "ap"],
-                 label="test AP"),
+                 label="test AP", also=[("test_mrr", "MRR")]),
             dict(file="pres_", where={"model": model, "batch_size": 200, "mode": "none"},
                  metric=["test_ap"], label="test AP")]
 
 
-# class name -> (paper, task, [result specs]); a spec names the field values a record must
-# have and the metric keys to read, first found wins. Records come from every result file.
+def _egcn_specs(model: str, short: str) -> list[dict]:
+    """EvolveGCN cells: link prediction on UCI (MAP, MRR, paper beside), edge classification
+    on Bitcoin OTC (F1), training speed against PyG Temporal."""
+    return [dict(file="evolvegcn.json", where={"model": model, "task": "linkpred",
+                                                "dataset": "uci"},
+                 metric=["map"], label="link pred. MAP", also=[("mrr", "MRR")], group=0),
+            dict(file="evolvegcn.json", where={"model": model, "task": "edgecls",
+                                                "dataset": "bitcoin-otc"},
+                 metric=["f1"], label="edge cls. F1", group=1),
+            dict(file="evolvegcn_vs_pyg_temporal", where={"model": f"EvolveGCN-{short}"},
+                 metric=["speedup_cached"], label="training speed vs PyG Temporal", unit="×",
+                 also=[("speedup_uncached", "recomputing the normalisation")], group=2)]
+
+
+# class name -> (paper, task, [result specs]). A spec names the result file (prefix), the
+# field values a record must have and the metric keys to read (first found wins); specs of
+# the same ``group`` are alternatives, different groups are all shown. ``also``: more fields
+# of the same records; ``paper_<metric>`` fields are shown as the published value;
+# ``pick="max"``: the best record (named by ``name``) instead of the mean over records.
 ZOO: dict[str, tuple[str, str, list[dict]]] = {
     "TGN": ("Rossi et al., *Temporal Graph Networks*, ICML-W 2020",
-            "continuous-time link prediction", _memory_specs("tgn")),
+            "continuous-time link prediction", [
+                *_memory_specs("tgn"),
+                dict(file="tgn_wikipedia", where={"model": "tgn"}, metric=["test_ap"],
+                     label="test AP", group=1),
+                dict(file="tgn_vs_pyg", where={"implementation": "dyngraph"},
+                     metric=["speed_ratio_vs_pyg"], label="training speed vs PyG's TGN",
+                     unit="×", group=2)]),
     "JODIE": ("Kumar et al., *JODIE*, KDD 2019", "continuous-time link prediction",
               _memory_specs("jodie")),
     "DyRep": ("Trivedi et al., *DyRep*, ICLR 2019", "continuous-time link prediction",
@@ -412,19 +490,15 @@ ZOO: dict[str, tuple[str, str, list[dict]]] = {
                     "prediction", []),
     "PRES": ("Su et al., *PRES*, ICLR 2024", "large temporal batches for memory models",
              [dict(where={"model": "tgn", "batch_size": 1600, "mode": "both"},
-                   metric=["test_ap"], label="TGN test AP at batch 1600")]),
+                   metric=["test_ap"], label="TGN test AP at batch 1600"),
+              dict(where={"model": "tgn", "batch_size": 1600, "mode": "none"},
+                   metric=["test_ap"], label="without PRES", group=1)]),
     "GaussianMixtureTransition": ("Su et al., *PRES*, ICLR 2024",
                                   "PRES memory-transition model", []),
     "EvolveGCNO": ("Pareja et al., *EvolveGCN*, AAAI 2020", "snapshot link prediction / "
-                   "edge classification",
-                   [dict(where={"model": "evolvegcn-o"}, metric=["test_map", "map", "test_mrr",
-                                                                 "mrr", "test_f1", "f1"],
-                         label="")]),
+                   "edge classification", _egcn_specs("evolvegcn-o", "O")),
     "EvolveGCNH": ("Pareja et al., *EvolveGCN*, AAAI 2020", "snapshot link prediction / "
-                   "edge classification",
-                   [dict(where={"model": "evolvegcn-h"}, metric=["test_map", "map", "test_mrr",
-                                                                 "mrr", "test_f1", "f1"],
-                         label="")]),
+                   "edge classification", _egcn_specs("evolvegcn-h", "H")),
     "EvolveGCN": ("Pareja et al., *EvolveGCN*, AAAI 2020", "stacked EvolveGCN layers", []),
     "MatGRUCell": ("Pareja et al., *EvolveGCN*, AAAI 2020", "weight evolution (GRU)", []),
     "MatLSTMCell": ("Pareja et al., *EvolveGCN*, AAAI 2020", "weight evolution (LSTM)", []),
@@ -439,12 +513,29 @@ ZOO: dict[str, tuple[str, str, list[dict]]] = {
                              "message passing with searchable attention", []),
     "EdgeAttention": ("Zhou et al., *Auto-GNN*, 2019", "attention coefficients", []),
     "SearchedGNN": ("Zhou et al., *Auto-GNN*, 2019", "node classification (searched)",
-                    [dict(where={"model": "rcc"}, metric=["test_acc", "test_accuracy"],
+                    [dict(file="nas_cora", where={"model": "searched", "search": "rcc+sharing",
+                                                  "trials": 100},
+                          metric=["test_acc"], label="test accuracy, RCC + sharing, 100 trials"),
+                     dict(file="nas_citeseer", where={"model": "searched",
+                                                      "search": "rcc+sharing"}, group=1,
+                          metric=["test_acc"], pick="max", name="trials",
+                          label="test accuracy, RCC + sharing"),
+                     dict(file="nas_cora", where={"model": "AGNN"}, group=2,
+                          metric=["paper_test_acc_pct"], label="published Auto-GNN (%)"),
+                     dict(where={"model": "rcc"}, metric=["test_acc", "test_accuracy"],
                           label="")]),
     "EdgeWeightedGINConv": ("Madadi & Correia, 2024 (GIN: Xu et al., ICLR 2019)",
                             "edge-weighted message passing", []),
     "FlowGNN": ("Madadi & Correia, 2024", "surrogate of user-equilibrium link flows",
-                [dict(where={}, metric=["mape", "test_mape", "r2"], label="")]),
+                [dict(file="surrogate_accuracy", where={"model": "flowgnn"},
+                      metric=["ttt_accuracy"], label="best GIN surrogate: TTT accuracy",
+                      also=[("flow_r2", "flow R²")], pick="max", name="config"),
+                 dict(file="surrogate_accuracy", where={"config": "paper"},
+                      metric=["ttt_accuracy"], label="paper's configuration: TTT accuracy",
+                      also=[("flow_r2", "flow R²")], group=1),
+                 dict(file="surrogate_accuracy", where={"model": "published"}, group=2,
+                      metric=["ttt_accuracy"], label="published: TTT accuracy",
+                      also=[("flow_r2", "flow R²")])]),
     "TimeEncoder": ("Xu et al., *TGAT*, ICLR 2020", "time encoding", []),
     "LinkDecoder": ("Rossi et al., *TGN*, 2020", "link scoring", []),
     "GraphAttentionEmbedding": ("Rossi et al., *TGN*, 2020", "temporal graph attention", []),
@@ -452,6 +543,26 @@ ZOO: dict[str, tuple[str, str, list[dict]]] = {
     "StructuralAttention": ("Trivedi et al., *DyRep*, ICLR 2019", "structural attention", []),
     "MailboxAttentionAggregator": ("Wang et al., *APAN*, SIGMOD 2021", "mailbox attention",
                                    []),
+}
+
+# baselines measured by the same scripts (not dyngraph classes): shown under the zoo table
+BASELINES: dict[str, tuple[str, list[dict]]] = {
+    "static GCN, EvolveGCN protocol": ("Kipf & Welling, ICLR 2017", [
+        dict(file="evolvegcn.json", where={"model": "gcn", "task": "linkpred",
+                                            "dataset": "uci"},
+             metric=["map"], label="link pred. MAP", also=[("mrr", "MRR")]),
+        dict(file="evolvegcn.json", where={"model": "gcn", "task": "edgecls",
+                                            "dataset": "bitcoin-otc"},
+             metric=["f1"], label="edge cls. F1", group=1)]),
+    "GCN, Auto-GNN protocol": ("Kipf & Welling, ICLR 2017", [
+        dict(file="nas_cora", where={"model": "GCN"}, metric=["test_acc"],
+             label="test accuracy", also=[("paper_test_acc_pct", "published (%)")])]),
+    "GAT, Auto-GNN protocol": ("Veličković et al., ICLR 2018", [
+        dict(file="nas_cora", where={"model": "GAT"}, metric=["test_acc"],
+             label="test accuracy", also=[("paper_test_acc_pct", "published (%)")])]),
+    "PyG's TGN recipe (examples/tgn.py)": ("Rossi et al., 2020; PyG", [
+        dict(file="tgn_vs_pyg", where={"implementation": "pyg"}, metric=["test_ap"],
+             label="test AP")]),
 }
 
 
@@ -476,39 +587,91 @@ def _not_measured(name: str) -> str:
     return NOT_MEASURED
 
 
-def _lookup(specs: list[dict], records: list[tuple[str, dict]]) -> str:
+def _value(v: object) -> float | None:
+    if isinstance(v, formats.Stat):
+        return v.mean
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return None if v != v else float(v)  # NaN
+
+
+def _match(rec: dict, where: dict) -> bool:
+    for k, v in where.items():
+        got = rec.get(k)
+        if isinstance(v, str):
+            if not isinstance(got, str) or got.lower() != v.lower():
+                return False
+        elif got != v:
+            return False
+    return True
+
+
+def _summarise(recs: list[dict], key: str) -> str:
+    """One field over the matching records of one file: a recorded mean ± std as it is,
+    several plain numbers (seeds) as mean ± sample std."""
     import statistics
 
-    def match(rec: dict, where: dict) -> bool:
-        for k, v in where.items():
-            got = rec.get(k)
-            if isinstance(v, str):
-                if not isinstance(got, str) or got.lower() != v.lower():
-                    return False
-            elif got != v:
-                return False
-        return True
+    vals = [r[key] for r in recs if _value(r.get(key)) is not None]
+    if not vals:
+        return ""
+    if len(vals) == 1:
+        return results.fmt(vals[0])
+    xs = [_value(v) for v in vals]
+    out = results.fmt(statistics.fmean(xs))
+    return out + f" ± {results.fmt(statistics.stdev(xs))}"
 
-    for spec in specs:
-        if not spec["where"]:
+
+def _lookup_one(spec: dict, records: list[tuple[str, dict]]) -> str | None:
+    for metric in spec["metric"]:
+        hits = [(f, r) for f, r in records if f.startswith(spec.get("file", ""))
+                and _match(r, spec["where"]) and _value(r.get(metric)) is not None]
+        if not hits:
             continue
-        for metric in spec["metric"]:
-            hits = [(f, r) for f, r in records if f.startswith(spec.get("file", ""))
-                    and match(r, spec["where"]) and isinstance(r.get(metric), (int, float))]
-            if not hits:
-                continue
-            fname = hits[0][0]
-            xs = [r[metric] for f, r in hits if f == fname]
-            ds = {r.get("dataset") for f, r in hits if f == fname} - {None}
-            val = results.fmt(statistics.fmean(xs))
-            if len(xs) > 1:
-                val += f" ± {results.fmt(statistics.stdev(xs))}"
-            where = ", ".join(f"{k}={v}" for k, v in spec["where"].items() if k != "model")
-            label = spec["label"] or metric.replace("_", " ")
-            ctx = ", ".join(x for x in (", ".join(sorted(map(str, ds))), where) if x)
-            return (f"{label} {val} (n={len(xs)}{'; ' + ctx if ctx else ''}; "
-                    f"[{fname}](benchmarks/data/{fname}))")
-    return NOT_MEASURED
+        fname = hits[0][0]
+        recs = [r for f, r in hits if f == fname]
+        if spec.get("pick") == "max":
+            recs = [max(recs, key=lambda r: _value(r[metric]))]
+        val = _summarise(recs, metric) + spec.get("unit", "")
+        label = spec.get("label") or metric.replace("_", " ")
+        text = f"{label} {val}"
+        paper = {r.get(f"paper_{metric}") for r in recs} - {None}
+        if len(paper) == 1:
+            text += f" (paper {results.fmt(paper.pop())})"
+        for extra in spec.get("also", []):
+            extra, name = extra if isinstance(extra, tuple) else (extra, extra.replace("_", " "))
+            v = _summarise(recs, extra)
+            if v:
+                text += f", {name} {v}{spec.get('unit', '')}"
+                p = {r.get(f"paper_{extra}") for r in recs} - {None}
+                if len(p) == 1:
+                    text += f" (paper {results.fmt(p.pop())})"
+        ds = sorted({str(r["dataset"]) for r in recs if r.get("dataset") is not None})
+        where = [f"{k}={v}" for k, v in spec["where"].items()
+                 if k not in ("model", "dataset", "task", "implementation", "search", "trials")]
+        if spec.get("pick") == "max" and spec.get("name"):
+            where.append(f"{spec['name']} {recs[0].get(spec['name'])}")
+        ns = {r[metric].n for r in recs if isinstance(r.get(metric), formats.Stat)} - {None}
+        if len(ns) == 1:
+            ds.append(f"n={ns.pop()}")
+        ctx = "; ".join(x for x in (", ".join(ds), ", ".join(where)) if x)
+        return (f"{text} (n={len(recs)}{'; ' + ctx if ctx else ''}; "
+                f"[{fname}](benchmarks/data/{fname}))") if len(recs) > 1 and not any(
+                    isinstance(r.get(metric), formats.Stat) for r in recs) else (
+                f"{text} ({ctx + '; ' if ctx else ''}[{fname}](benchmarks/data/{fname}))")
+    return None
+
+
+def _lookup(specs: list[dict], records: list[tuple[str, dict]]) -> str:
+    """Every group's first spec that finds a figure, joined; NOT_MEASURED when none does."""
+    found: dict[int, str] = {}
+    for spec in specs:
+        g = spec.get("group", 0)
+        if g in found or not spec["where"]:
+            continue
+        text = _lookup_one(spec, records)
+        if text:
+            found[g] = text
+    return "<br>".join(found[g] for g in sorted(found)) if found else NOT_MEASURED
 
 
 def model_zoo_page() -> dict[str, str]:
@@ -527,15 +690,25 @@ def model_zoo_page() -> dict[str, str]:
         row = f"| [`{e.name}`][{e.home}] | `{e.package}` | {paper} | {task} | {result} |"
         rows.append((0 if specs else 1 if e.name in ZOO else 2, row))
     rows = [r for _, r in sorted(rows, key=lambda x: x[0])]
+    base = [f"| {name} | {paper} | {_lookup(specs, records)} |"
+            for name, (paper, specs) in BASELINES.items()]
     lines = ["---", "hide:", "  - toc", "---", "", "# Model zoo", "",
              "Every public `torch.nn.Module` of dyngraph (found in the packages' `__all__` when "
              "the site is built), the paper it implements, the task it serves, and its measured "
-             "result on bundled real data, read from `benchmarks/results/` (mean ± std over the "
-             f"runs of one file; *{NOT_MEASURED}* when no result file has it yet — the "
-             "[Benchmarks](benchmarks/index.md) page gives the command). A dash means the "
-             "class is a component, evaluated through the model that contains it.", "",
+             "result on bundled real data, read from `benchmarks/results/` (mean ± std over "
+             "seeds as recorded in the file, or over the runs of one file with n given; "
+             "*paper* is the published figure stored next to the measurement; "
+             f"*{NOT_MEASURED}* when no result file has it yet — the "
+             "[Benchmarks](benchmarks/index.md) page gives the command, the machine and the "
+             "full tables). A dash means the class is a component, evaluated through the model "
+             "that contains it. Speed ratios come from a shared 2-core CPU: compare them, not "
+             "absolute times.", "",
              "| model / layer | package | paper | task | measured on bundled data |",
-             "|---|---|---|---|---|", *rows, ""]
+             "|---|---|---|---|---|", *rows, "",
+             "## Baselines measured with the same protocols", "",
+             "Not part of dyngraph's API: the reference models the benchmark scripts train "
+             "next to dyngraph's, on the same data.", "",
+             "| baseline | paper | measured on bundled data |", "|---|---|---|", *base, ""]
     return {"model-zoo.md": "\n".join(lines)}
 
 

@@ -20,6 +20,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import formats
+from formats import Stat
+
 _SCALAR = (str, int, float, bool, type(None))
 # integer fields that are measurements (averaged over seeds), not settings (grouped by)
 _INT_MEASURE = re.compile(r"(^best_|_s$|_ms$|second|bytes|_mb$|iterations?$|^iters?$|calls$|"
@@ -31,6 +34,18 @@ DATE_KEYS = ("date", "timestamp", "time_utc", "created")
 
 def load(path: Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def tables_for(stem: str, data: Any) -> list[tuple[str, list[dict]]]:
+    """The file's own reader (``formats.reader_for``) when it has one and recognises the data,
+    else the generic :func:`tables`."""
+    reader = formats.reader_for(stem)
+    if reader is not None:
+        try:
+            return reader(data)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            pass  # the layout changed: the generic reader still shows every figure
+    return tables(data)
 
 
 def flatten(rec: dict, prefix: str = "") -> dict:
@@ -84,6 +99,20 @@ def metadata(data: Any) -> dict[str, str]:
             meta["machine"] = (", ".join(f"{a}: {b}" for a, b in v.items())
                                if isinstance(v, dict) else str(v))
             break
+    if "machine" not in meta:
+        # no machine string: what the file does record about where it ran
+        parts = []
+        for k in ("cpus", "threads", "torch_threads", "python", "torch", "versions",
+                  "load_average"):
+            v = data.get(k)
+            if isinstance(v, dict):
+                v = ", ".join(f"{a} {b}" for a, b in v.items())
+            elif isinstance(v, list):
+                v = " ".join(fmt(x) for x in v)
+            if v is not None:
+                parts.append(f"{k.replace('_', ' ')}: {v}")
+        if parts:
+            meta["machine"] = "; ".join(parts)
     for k in DATE_KEYS:
         if k in data:
             meta["date"] = str(data[k])
@@ -105,6 +134,11 @@ def _arg(k: str, v: Any) -> str:
 
 
 def fmt(v: Any) -> str:
+    if isinstance(v, Stat):
+        if v.std is None or (isinstance(v.std, float) and math.isnan(v.std)):
+            return fmt(v.mean)
+        spread = f"{v.std:.2g}" if abs(v.std) < 100 else fmt(v.std)  # 2 digits suffice
+        return f"{fmt(v.mean)} ± {spread}"
     if v is None:
         return "–"
     if isinstance(v, bool):
@@ -123,7 +157,7 @@ def fmt(v: Any) -> str:
 
 
 def _is_measure(key: str, values: list) -> bool:
-    if any(isinstance(v, float) for v in values):
+    if any(isinstance(v, (float, Stat)) for v in values):
         return True
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values if v is not None):
         return bool(_INT_MEASURE.search(key))
@@ -160,10 +194,26 @@ def aggregate(records: list[dict]) -> tuple[list[str], list[list[str]], bool]:
     return keys + measures + ["n (seeds)"], rows, True
 
 
-def markdown_table(records: list[dict], max_rows: int = 120) -> str:
+def markdown_table(records: list[dict], max_rows: int = 120, fold: bool = False) -> str:
+    """A Markdown table; ``fold``: columns with one value in every row (of three or more rows)
+    become a line above the table, and columns that are empty everywhere are dropped."""
     cols, rows, averaged = aggregate(records)
     if not cols:
         return ""
+    head = ""
+    if fold and rows:
+        keep, same = [], []
+        for i, c in enumerate(cols):
+            vals = {r[i] for r in rows}
+            if vals == {"–"}:
+                continue
+            if len(rows) >= 3 and len(vals) == 1:
+                same.append(f"{c.replace('_', ' ')} = {rows[0][i]}")
+            else:
+                keep.append(i)
+        if keep:
+            cols, rows = [cols[i] for i in keep], [[r[i] for i in keep] for r in rows]
+            head = f"In every row: {', '.join(same)}.\n\n" if same else ""
     lines = ["| " + " | ".join(c.replace("_", " ") for c in cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows[:max_rows]]
@@ -171,7 +221,7 @@ def markdown_table(records: list[dict], max_rows: int = 120) -> str:
         lines.append(f"\n*{len(rows) - max_rows} more rows in the JSON file.*")
     if averaged:
         lines.append("\nmean ± sample std over seeds; n = number of seeds.")
-    return "\n".join(lines)
+    return head + "\n".join(lines)
 
 
 def all_records(results_dir: Path) -> list[tuple[str, dict]]:
@@ -182,6 +232,6 @@ def all_records(results_dir: Path) -> list[tuple[str, dict]]:
             data = load(path)
         except (OSError, ValueError):
             continue
-        for _, recs in tables(data):
+        for _, recs in tables_for(path.stem, data):
             out.extend((path.name, r) for r in recs)
     return out

@@ -170,14 +170,19 @@ class EventStream:
     # ------------------------------------------------------------------ basic protocol
     @property
     def num_events(self) -> int:
+        """Number of events ``B`` in the stream."""
         return self.src.numel()
 
     @property
     def msg_dim(self) -> int:
+        """Width ``F`` of the event features ``msg`` ``[B, F]`` (0 without features)."""
         return 0 if self.msg is None else self.msg.size(-1)
 
     @property
     def is_bipartite(self) -> bool:
+        """Whether node ids are split into users ``[0, item_offset)`` and items (``item_offset``
+        set).
+        """
         return self.item_offset is not None
 
     @property
@@ -220,6 +225,7 @@ class EventStream:
         return self._derive(**sel)
 
     def to(self, device) -> EventStream:
+        """A copy with ``src``, ``dst``, ``t``, ``msg`` and ``label`` moved to ``device``."""
         return self._derive(**{
             k: (v.to(device) if v is not None else None)
             for k, v in dict(src=self.src, dst=self.dst, t=self.t, msg=self.msg,
@@ -236,6 +242,7 @@ class EventStream:
     # ------------------------------------------------------------------ derived views
     @property
     def time_span(self) -> tuple[float, float]:
+        """``(first, last)`` event time as floats; ``(0.0, 0.0)`` for an empty stream."""
         if self.num_events == 0:
             return (0.0, 0.0)
         return float(self.t[0]), float(self.t[-1])
@@ -256,6 +263,20 @@ class EventStream:
 
     def split(self, val_ratio: float = 0.15, test_ratio: float = 0.15,
               new_node_ratio: float = 0.1, seed: int = 0) -> TemporalSplit:
+        """Chronological train/validation/test split with held-out new nodes.
+
+        Shorthand for :func:`dyngraph.data.temporal_split` (see there for the protocol).
+
+        Args:
+            val_ratio: fraction of events (by time) for validation.
+            test_ratio: fraction of events (by time) for testing.
+            new_node_ratio: fraction of the nodes first seen after training that are removed
+                from training, for the inductive ("new node") evaluation.
+            seed: seed of the new-node draw.
+
+        Returns:
+            a :class:`dyngraph.data.TemporalSplit`.
+        """
         from dyngraph.data.split import temporal_split
 
         return temporal_split(self, val_ratio=val_ratio, test_ratio=test_ratio,
@@ -263,6 +284,14 @@ class EventStream:
 
     def to_snapshots(self, window: float | None = None,
                      num_snapshots: int | None = None) -> SnapshotSequence:
+        """Discretise the stream into a snapshot sequence.
+
+        Shorthand for :func:`dyngraph.data.to_snapshots`: give either ``window`` (time width of
+        each snapshot) or ``num_snapshots`` (equal-width windows over the time span).
+
+        Returns:
+            a :class:`dyngraph.data.SnapshotSequence`.
+        """
         from dyngraph.data.snapshots import to_snapshots
 
         return to_snapshots(self, window=window, num_snapshots=num_snapshots)

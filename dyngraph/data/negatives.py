@@ -139,6 +139,22 @@ class HistoricalNegativeSampler(RandomNegativeSampler):
         return src, dst
 
     def sample_edges(self, batch: EventStream, num_negatives: int = 1) -> tuple[Tensor, Tensor]:
+        """Negative ``(src, dst)`` pairs for the events of ``batch``.
+
+        Half of the ``B * num_negatives`` pairs are drawn without replacement from the edges seen
+        before the batch's first event (excluding the batch's own edges); the rest, and any
+        shortfall, are random pairs that are not edges of the batch (DyGLib's protocol).
+
+        Args:
+            batch: the events to score, ``B`` of them.
+            num_negatives: negatives per event.
+
+        Returns:
+            ``(src, dst)``, each ``[B, num_negatives]`` (long).
+
+        Raises:
+            DataError: no random pair avoiding the batch's edges could be drawn.
+        """
         b = batch.num_events
         size = b * num_negatives
         if b == 0:

@@ -40,6 +40,7 @@ class Snapshot:
 
     @property
     def num_edges(self) -> int:
+        """Number of edges ``E`` of the snapshot (columns of ``edge_index``)."""
         return self.edge_index.size(1)
 
     def to_pyg(self):

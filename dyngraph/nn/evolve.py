@@ -76,11 +76,31 @@ class MatGRUCell(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        r"""Re-initialise the gate matrices uniformly in :math:`\pm 1/\sqrt{rows}` and zero the
+        biases.
+        """
         _uniform_(self.weight_x, self.rows)
         _uniform_(self.weight_h, self.rows)
         nn.init.zeros_(self.bias)
 
     def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        r"""One step of the matrix GRU.
+
+        .. math::
+            Z = \sigma(W_Z X + U_Z H + B_Z),\quad R = \sigma(W_R X + U_R H + B_R),\quad
+            \tilde H = \tanh(W_H X + U_H (R \odot H) + B_H),\quad
+            H' = (1 - Z) \odot H + Z \odot \tilde H
+
+        Args:
+            x: input ``[rows, cols]``.
+            h: previous hidden matrix ``[rows, cols]``.
+
+        Returns:
+            the new hidden matrix ``[rows, cols]``.
+
+        Raises:
+            ShapeError: ``x`` or ``h`` is not ``[rows, cols]``.
+        """
         if x.shape != (self.rows, self.cols) or h.shape != (self.rows, self.cols):
             raise ShapeError(
                 f"MatGRUCell({self.rows}, {self.cols}) needs x and h of shape "
@@ -118,6 +138,9 @@ class MatLSTMCell(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        r"""Re-initialise the gate matrices uniformly in :math:`\pm 1/\sqrt{rows}`, zero the biases
+        and open the forget gate (bias 1).
+        """
         _uniform_(self.weight_x, self.rows)
         _uniform_(self.weight_h, self.rows)
         nn.init.zeros_(self.bias)
@@ -125,6 +148,22 @@ class MatLSTMCell(nn.Module):
             self.bias[1].fill_(1.0)  # forget gate open at start: W_t starts close to W_{t-1}
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        r"""One step of the matrix LSTM.
+
+        .. math::
+            I, F, O = \sigma(W_{\{i,f,o\}} X + U_{\{i,f,o\}} H + B_{\{i,f,o\}}),\quad
+            C' = F \odot C + I \odot \tanh(W_c X + U_c H + B_c),\quad H' = O \odot \tanh(C')
+
+        Args:
+            x: input ``[rows, cols]``.
+            state: ``(h, c)``, each ``[rows, cols]``.
+
+        Returns:
+            ``(h', c')``, each ``[rows, cols]``.
+
+        Raises:
+            ShapeError: an input is not ``[rows, cols]``.
+        """
         h, c = state
         for name, t in (("x", x), ("h", h), ("c", c)):
             if t.shape != (self.rows, self.cols):
@@ -269,10 +308,16 @@ class EvolveGCNO(_EvolveGCNBase):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-initialise the initial weight :math:`W_0` ``[in, out]`` (uniform) and the recurrent
+        cell.
+        """
         _uniform_(self.initial_weight, self.out_channels)
         self.cell.reset_parameters()
 
     def initial_state(self):
+        """The state before the first snapshot: :math:`W_0` for the GRU cell, ``(W_0, 0)`` for the
+        LSTM.
+        """
         if self.cell_type == "gru":
             return self.initial_weight
         return self.initial_weight, torch.zeros_like(self.initial_weight)
@@ -295,6 +340,23 @@ class EvolveGCNO(_EvolveGCNBase):
         state=None,
         node_mask: Tensor | None = None,
     ) -> tuple[Tensor, object]:
+        r"""Evolve the weight and convolve one snapshot (Pareja et al. 2020, EvolveGCN-O).
+
+        .. math::
+            W_t = \mathrm{RNN}(W_{t-1}),\qquad H_t = \hat A_t X_t W_t
+
+        Args:
+            x: node features ``[N, in_channels]``.
+            edge_index: ``[2, E]`` edges, or a precomputed :class:`dyngraph.nn.GCNAdjacency`.
+            edge_weight: ``[E]`` edge weights (ignored with a ``GCNAdjacency``).
+            state: the weight state returned for the previous snapshot (``None``: initial).
+            node_mask: unused (EvolveGCN-O evolves the weight from itself only); accepted so
+                both variants share one call signature.
+
+        Returns:
+            ``(out, state)``: ``out`` ``[N, out_channels]`` and the new state (``W_t``
+            ``[in, out]``, or ``(W_t, C_t)`` with the LSTM cell).
+        """
         self._check_x(x)
         adj = self._adjacency(x, edge_index, edge_weight)
         w, state = self.evolve(state)
@@ -332,11 +394,15 @@ class EvolveGCNH(_EvolveGCNBase):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-initialise :math:`W_0` ``[in, out]``, the summary scorer ``p`` ``[in]`` and the GRU
+        cell.
+        """
         _uniform_(self.initial_weight, self.out_channels)
         _uniform_(self.scorer, self.in_channels)
         self.cell.reset_parameters()
 
     def initial_state(self) -> Tensor:
+        """The weight before the first snapshot, :math:`W_0` ``[in_channels, out_channels]``."""
         return self.initial_weight
 
     def forward(
@@ -347,6 +413,26 @@ class EvolveGCNH(_EvolveGCNBase):
         state: Tensor | None = None,
         node_mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
+        r"""Evolve the weight from a summary of the node features and convolve one snapshot
+        (Pareja et al. 2020, EvolveGCN-H).
+
+        .. math::
+            Z_t = \mathrm{summarize}(X_t, p, k),\qquad W_t = \mathrm{GRU}(Z_t, W_{t-1}),\qquad
+            H_t = \hat A_t X_t W_t
+
+        where the summary takes the ``k = out_channels`` nodes with the highest score
+        :math:`X_t p / \lVert p\rVert`, each row scaled by :math:`\tanh` of its score.
+
+        Args:
+            x: node features ``[N, in_channels]``.
+            edge_index: ``[2, E]`` edges, or a precomputed :class:`dyngraph.nn.GCNAdjacency`.
+            edge_weight: ``[E]`` edge weights (ignored with a ``GCNAdjacency``).
+            state: ``W_{t-1}`` ``[in_channels, out_channels]`` (``None``: initial).
+            node_mask: ``[N]`` bool, nodes eligible for the top-k summary.
+
+        Returns:
+            ``(out, W_t)``: ``out`` ``[N, out_channels]`` and the evolved weight.
+        """
         self._check_x(x)
         adj = self._adjacency(x, edge_index, edge_weight)
         prev = self.initial_state() if state is None else state
@@ -406,6 +492,7 @@ class EvolveGCN(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
 
     def reset_parameters(self) -> None:
+        """Re-initialise every layer's initial weight and recurrent cell."""
         for layer in self.layers:
             layer.reset_parameters()
 
@@ -417,6 +504,24 @@ class EvolveGCN(nn.Module):
         state: list | None = None,
         node_mask: Tensor | None = None,
     ) -> tuple[Tensor, list]:
+        """One snapshot through the stacked layers, each followed by the activation.
+
+        Args:
+            x: node features ``[N, in_channels]``.
+            edge_index: ``[2, E]`` edges of the snapshot, or a precomputed
+                :class:`dyngraph.nn.GCNAdjacency` (reused across calls: no re-normalisation).
+            edge_weight: ``[E]`` edge weights (ignored when ``edge_index`` is a ``GCNAdjacency``).
+            state: per-layer recurrent states from the previous snapshot (``None``: initial).
+            node_mask: ``[N]`` bool, nodes that exist in this snapshot (EvolveGCN-H's top-k
+                summary only considers these).
+
+        Returns:
+            ``(out, state)``: ``out`` ``[N, out_channels]`` and the list of per-layer states to
+            pass with the next snapshot.
+
+        Raises:
+            ShapeError: ``state`` does not have one entry per layer.
+        """
         if isinstance(edge_index, GCNAdjacency):
             adj = edge_index
         else:

@@ -99,6 +99,23 @@ class GCNAdjacency:
         dtype: torch.dtype | None = None,
         backend: str | None = None,
     ) -> GCNAdjacency:
+        r"""Normalise a graph once: :math:`\hat A = \tilde D^{-1/2}(A + I)\tilde D^{-1/2}`.
+
+        Args:
+            edge_index: ``[2, E]`` edges ``source -> target``.
+            edge_weight: ``[E]`` weights (default 1).
+            num_nodes: ``N`` (default: largest id + 1).
+            add_self_loops: add :math:`I` before normalising (GCN's renormalisation trick).
+            dtype: dtype of the normalised weights (default: ``edge_weight``'s, else float32).
+            backend: ``"ops"`` (default; a :class:`dyngraph.ops.CSR` used by
+                :func:`dyngraph.ops.gather_aggregate`) or ``"torch"`` (a torch sparse CSR matrix).
+
+        Returns:
+            the normalised ``[N, N]`` adjacency, reusable across forward calls.
+
+        Raises:
+            ConfigError: unknown ``backend``.
+        """
         if num_nodes is None:
             num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0
         ei, w = gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops, dtype)

@@ -133,6 +133,8 @@ class CGS(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-initialise every ``nn.Linear`` submodule (encoder, the contraction's maps, decoder).
+        """
         _reset(self)
 
     def transition(
@@ -257,6 +259,9 @@ class IGNN(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        r"""Re-initialise ``W`` ``[hidden, hidden]`` uniformly in :math:`\pm 1/\sqrt{hidden}` and
+        :math:`\Omega`, and drop the cached projection.
+        """
         bound = 1.0 / self.hidden_channels**0.5
         nn.init.uniform_(self.weight, -bound, bound)
         self.omega.reset_parameters()

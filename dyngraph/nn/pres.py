@@ -157,6 +157,7 @@ class GaussianMixtureTransition(NodeBuffers):
 
     @property
     def num_nodes(self) -> int:
+        """Number of node slots tracked."""
         return self.count.numel()
 
     def params(self, nodes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -262,9 +263,13 @@ class PRES(nn.Module):
 
     @property
     def gamma(self) -> Tensor:
+        r"""The learned fusion weight :math:`\gamma = \sigma(\text{gamma\_logit}) \in (0, 1)`
+        (scalar tensor).
+        """
         return torch.sigmoid(self.gamma_logit)
 
     def reset_parameters(self) -> None:
+        r"""Set :math:`\gamma` back to ``gamma_init`` and reset the transition statistics."""
         logit = math.log(self.gamma_init / (1 - self.gamma_init)) if self.gamma_init > 0 \
             else -20.0
         with torch.no_grad():
@@ -276,6 +281,7 @@ class PRES(nn.Module):
         self.transition.reset()
 
     def grow(self, num_nodes: int) -> None:
+        """Make room for node ids ``< num_nodes`` in the transition model."""
         self.transition.grow(num_nodes)
 
     def forward(self, n_id: Tensor, prev: Tensor, computed: Tensor,

@@ -148,6 +148,7 @@ class CSR:
     # ------------------------------------------------------------------ properties
     @property
     def num_edges(self) -> int:
+        """Number of stored edges ``E`` (entries of ``col``)."""
         return self.col.numel()
 
     @property
@@ -157,6 +158,7 @@ class CSR:
 
     @property
     def device(self) -> torch.device:
+        """Device of the index tensors."""
         return self.ptr.device
 
     @property

@@ -100,6 +100,7 @@ class SparseMatrix:
 
     @property
     def dtype(self) -> torch.dtype:
+        """Dtype of the stored values."""
         return self.edge_weight.dtype
 
     def matmul(self, x: Tensor) -> Tensor:
@@ -116,16 +117,20 @@ class SparseMatrix:
     __matmul__ = matmul
 
     def transpose(self) -> SparseMatrix:
+        r"""The transpose :math:`A^\top` (same values, edges reversed)."""
         return SparseMatrix(self.edge_index.flip(0), self.edge_weight, self.num_nodes)
 
     @property
     def T(self) -> SparseMatrix:  # noqa: N802 - matrix convention
+        """The transpose, as :meth:`transpose`."""
         return self.transpose()
 
     def to_dense(self) -> Tensor:
+        """The ``[N, N]`` dense matrix, in :attr:`dtype`."""
         return torch.from_numpy(self._A.toarray()).to(self.dtype)
 
     def to_scipy(self) -> sp.csr_matrix:
+        """A float64 ``scipy.sparse.csr_matrix`` copy."""
         return self._A.astype(np.float64)
 
     def abs_row_sums(self) -> Tensor:
@@ -133,5 +138,6 @@ class SparseMatrix:
         return torch.from_numpy(np.asarray(abs(self._A).sum(1)).ravel()).to(self.dtype)
 
     def is_symmetric(self, atol: float = 0.0) -> bool:
+        r"""Whether :math:`\max |A - A^\top| \le` ``atol``."""
         diff = self._A - self._csr_T()
         return diff.nnz == 0 or bool(abs(diff).max() <= atol)

@@ -62,12 +62,14 @@ class ConvergenceReport:
         return k + 1, float(self.time_history[k])
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-serialisable ``dict`` (histories as lists of floats)."""
         d = asdict(self)
         for k in ("gap_history", "step_history", "time_history"):
             d[k] = [float(v) for v in getattr(self, k)]
         return d
 
     def to_json(self, path) -> None:
+        """Write :meth:`to_dict` as JSON to ``path``."""
         with open(path, "w") as fh:
             json.dump(self.to_dict(), fh, indent=1)
 
@@ -85,6 +87,7 @@ class UEResult:
 
     @property
     def volume_capacity(self) -> np.ndarray:
+        """Volume/capacity ratio per link, ``flows / capacity``."""
         return self.flows / self.capacity
 
     def __repr__(self) -> str:

@@ -72,9 +72,11 @@ class BPR:
         self.coef = self.t0 * self.b / _pow(self.cap, self.power)
 
     def time(self, v: np.ndarray) -> np.ndarray:
+        """Link travel times :math:`t(v) = t_0 (1 + b (v/c)^P)` for flows ``v`` ``[..., E]``."""
         return self.t0 + self.coef * _pow(v, self.power)
 
     def derivative(self, v: np.ndarray) -> np.ndarray:
+        """Derivatives :math:`t'(v) = t_0 b P v^{P-1} / c^P` for flows ``v`` ``[..., E]``."""
         p = self.power
         if np.ndim(p) == 0:
             if p == 0:
@@ -83,6 +85,7 @@ class BPR:
         return self.coef * p * np.power(v, np.maximum(p - 1.0, 0.0))
 
     def time_and_derivative(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(time(v), derivative(v))`` sharing one power evaluation."""
         p = self.power
         if np.ndim(p) == 0 and p >= 1:
             vp1 = _pow(v, p - 1.0)
@@ -100,4 +103,7 @@ class BPR:
         return out
 
     def beckmann(self, v: np.ndarray) -> np.ndarray:
+        r"""Beckmann objective :math:`\sum_a \int_0^{v_a} t_a(s)\,ds` of flows ``v`` ``[..., E]``
+        (sum over the last axis).
+        """
         return (self.t0 * v + self.coef * _pow(v, self.power + 1.0) / (self.power + 1.0)).sum(-1)

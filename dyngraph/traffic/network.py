@@ -108,10 +108,12 @@ class TrafficNetwork:
     # ------------------------------------------------------------------ properties
     @property
     def num_links(self) -> int:
+        """Number of links ``E``."""
         return int(self.init.shape[0])
 
     @property
     def total_demand(self) -> float:
+        """Total trips of the OD matrix."""
         return float(self.demand.sum())
 
     @property

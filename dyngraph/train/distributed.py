@@ -77,6 +77,7 @@ class DistContext:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0 (the process that logs and writes checkpoints)."""
         return self.rank == 0
 
 

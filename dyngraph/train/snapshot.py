@@ -541,6 +541,9 @@ class SnapshotTrainer:
 
     # -- epochs ------------------------------------------------------------------
     def train_epoch(self) -> float:
+        """One pass over the training snapshots (window or sequence mode); returns the mean training
+        loss.
+        """
         self.encoder.train()
         self.classifier.train()
         t0, total, count = time.perf_counter(), 0.0, 0
@@ -650,6 +653,7 @@ class SnapshotTrainer:
         return res["map"] if self.cfg.task == "linkpred" else res["f1"]
 
     def state_dict(self) -> dict:
+        """Encoder, classifier and decision threshold, for checkpoints."""
         return {
             "encoder": self.encoder.state_dict(),
             "classifier": self.classifier.state_dict(),
@@ -657,6 +661,7 @@ class SnapshotTrainer:
         }
 
     def load_state_dict(self, sd: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.encoder.load_state_dict(sd["encoder"])
         self.classifier.load_state_dict(sd["classifier"])
         if "decision" in sd:

@@ -79,6 +79,9 @@ class StreamingConfig:
     pres_beta: float = 0.1
 
     def model_kwargs(self) -> dict[str, Any]:
+        """The model hyper-parameters of this config as keyword arguments for the memory-model
+        presets.
+        """
         return dict(memory_dim=self.memory_dim, time_dim=self.time_dim,
                     embedding_dim=self.embedding_dim, num_neighbors=self.num_neighbors,
                     heads=self.heads, dropout=self.dropout)
@@ -98,6 +101,7 @@ class LinkPredResult:
     epoch_times: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a plain ``dict``: the JSON report."""
         return asdict(self)
 
 

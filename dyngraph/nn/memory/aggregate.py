@@ -41,6 +41,9 @@ class MeanAggregator(nn.Module):
         """No parameters."""
 
     def forward(self, msg: Tensor, block: MessageBlock, s_self: Tensor) -> tuple[Tensor, Tensor]:
+        """``msg``: ``[n, M, C]`` -> (``[n, C]`` mean over the pending messages, ``[n]`` role of the
+        newest).
+        """
         w = block.pending.to(msg.dtype).unsqueeze(-1)
         agg = (msg * w).sum(1) / w.sum(1).clamp(min=1.0)
         return agg, _newest(block, block.role)
@@ -75,10 +78,25 @@ class MailboxAttentionAggregator(nn.Module):
         self.out_channels = memory_dim
 
     def reset_parameters(self) -> None:
+        """Re-initialise the query, key, value and output projections."""
         for lin in (self.lin_q, self.lin_k, self.lin_v, self.lin_out):
             lin.reset_parameters()
 
     def forward(self, msg: Tensor, block: MessageBlock, s_self: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Attention of each node's memory over its mailbox (APAN, Wang et al. 2021).
+
+        .. math::
+            \alpha_{ij} = \mathrm{softmax}_j\Big(\frac{(W_q s_i)^\top W_k m_{ij}}{\sqrt d}\Big),
+            \qquad \bar m_i = W_o \big\Vert_{h} \sum_j \alpha^h_{ij} W_v^h m_{ij}
+
+        Args:
+            msg: ``[n, M, C]`` messages (invalid slots are masked by ``block.valid``).
+            block: the nodes' message block (validity, roles, newest slot).
+            s_self: ``[n, D]`` memory of the receiving nodes (the queries).
+
+        Returns:
+            (``[n, C]`` aggregated message, ``[n]`` role of the newest message).
+        """
         n, m, _ = msg.shape
         h, d = self.heads, self.head_dim
         q = self.lin_q(s_self).view(n, 1, h, d)

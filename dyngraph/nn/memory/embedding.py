@@ -64,6 +64,7 @@ class IdentityEmbedding(nn.Module):
         """No parameters."""
 
     def forward(self, mem: Tensor, dt: Tensor, nbr: NeighborContext | None = None) -> Tensor:
+        """``mem``: ``[q, D]`` -> ``mem`` unchanged (``dt`` and ``nbr`` are unused)."""
         return mem
 
     def __repr__(self) -> str:
@@ -87,6 +88,7 @@ class TimeProjectionEmbedding(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        r"""Draw the projection vector ``w`` ``[D]`` from :math:`\mathcal N(0, 1/D)`."""
         with torch.no_grad():
             self.weight.normal_(0.0, 1.0 / math.sqrt(self.out_channels))
 
@@ -148,6 +150,7 @@ class GraphAttentionEmbedding(nn.Module):
         self.out_channels = out_channels
 
     def reset_parameters(self) -> None:
+        """Re-initialise the query, key/value, edge, output and merge layers."""
         for lin in (self.lin_q, self.lin_kv, self.lin_edge, self.lin_o, self.merge1,
                     self.merge2):
             lin.reset_parameters()
@@ -251,6 +254,7 @@ class StructuralAttention(nn.Module):
         self.out_channels = memory_dim
 
     def reset_parameters(self) -> None:
+        """Re-initialise the value, query and key projections."""
         for lin in (self.lin_h, self.lin_q, self.lin_k):
             lin.reset_parameters()
 
@@ -281,6 +285,7 @@ class LinkDecoder(nn.Module):
         self.lin_out = nn.Linear(hid, 1)
 
     def reset_parameters(self) -> None:
+        """Re-initialise the source, destination and output linear layers."""
         for lin in (self.lin_src, self.lin_dst, self.lin_out):
             lin.reset_parameters()
 

@@ -52,10 +52,22 @@ class MLPMessage(nn.Module):
                                  nn.Linear(in_ch // 2, self.out_channels))
 
     def reset_parameters(self) -> None:
+        """Re-initialise the two linear layers of the MLP."""
         for lin in (self.mlp[0], self.mlp[2]):
             lin.reset_parameters()
 
     def forward(self, s_a: Tensor, s_b: Tensor, t_enc: Tensor, feat: Tensor) -> Tensor:
+        r"""Message :math:`\mathrm{MLP}([s_a \Vert s_b \Vert \phi(\Delta t) \Vert e])`.
+
+        Args:
+            s_a: ``[n, D]`` memory of the receiving node.
+            s_b: ``[n, D]`` memory of the other node.
+            t_enc: ``[n, T]`` time encoding of the time since the receiver's last update.
+            feat: ``[n, F]`` event features.
+
+        Returns:
+            ``[n, out_channels]`` messages.
+        """
         return self.mlp(torch.cat([s_a, s_b, t_enc, feat], dim=-1))
 
     def __repr__(self) -> str:

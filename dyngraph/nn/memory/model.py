@@ -34,6 +34,17 @@ class NeighborQuery(Protocol):
     """What :class:`~dyngraph.data.TemporalNeighborIndex` provides."""
 
     def query(self, nodes: Tensor, t: Tensor, k: int) -> Any:  # -> NeighborBlock
+        """The ``k`` most recent neighbours of ``nodes`` strictly before times ``t``.
+
+        Args:
+            nodes: ``[q]`` node ids.
+            t: ``[q]`` query times.
+            k: neighbours per node.
+
+        Returns:
+            a :class:`dyngraph.data.NeighborBlock` (``nbr``, ``eid``, ``t``, ``mask``, each
+            ``[q, k]``, most recent first).
+        """
         ...
 
 
@@ -132,14 +143,21 @@ class MemoryModel(nn.Module):
     # ------------------------------------------------------------------ state handling
     @property
     def num_nodes(self) -> int:
+        """Number of node slots currently allocated in the memory."""
         return self.state.num_nodes
 
     @property
     def needs_neighbors(self) -> bool:
+        """Whether a forward pass needs temporal neighbours (graph embedding, counterpart or
+        delivery to neighbours).
+        """
         return bool(getattr(self.embedding, "needs_neighbors", False)
                     or self.counterpart is not None or self.deliver_to_neighbors)
 
     def reset_parameters(self) -> None:
+        """Re-initialise every learnable part and reset the memory state (zero memory, no pending
+        messages).
+        """
         for mod in (self.time_enc, self.message, self.aggregator, self.updater,
                     self.embedding, self.decoder, self.counterpart, self.pres):
             if mod is not None and hasattr(mod, "reset_parameters"):
@@ -179,6 +197,9 @@ class MemoryModel(nn.Module):
         self._edge_feat = edge_feat
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False):
+        """Load parameters and memory; the memory first grows to the number of nodes stored in
+        ``state_dict``.
+        """
         key = "state.memory"
         if key in state_dict:
             self.grow(int(state_dict[key].size(0)))

@@ -45,13 +45,16 @@ class MemoryState(nn.Module):
 
     @property
     def num_nodes(self) -> int:
+        """Number of node slots, rows of ``memory`` ``[N, D]``."""
         return self.memory.size(0)
 
     def reset(self) -> None:
+        """Zero every node's memory and last-update time (start of an epoch)."""
         self.memory.zero_()
         self.last_update.zero_()
 
     def detach(self) -> None:
+        """Cut the autograd history of the memory (after each training batch)."""
         self.memory = self.memory.detach()
 
     def grow(self, num_nodes: int) -> None:
@@ -152,9 +155,11 @@ class MessageStore(NodeBuffers):
 
     @property
     def num_nodes(self) -> int:
+        """Number of node slots of the store."""
         return self.head.size(0)
 
     def has_pending(self, n_id: Tensor) -> Tensor:
+        """``[n]`` bool: which of ``n_id`` have messages not yet applied to their memory."""
         return self.num_pending[n_id] > 0
 
     def push(

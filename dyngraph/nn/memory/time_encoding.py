@@ -37,9 +37,13 @@ class TimeEncoder(nn.Module):
 
     @property
     def out_channels(self) -> int:
+        """Width of the encoding, ``dim``."""
         return self.dim
 
     def reset_parameters(self) -> None:
+        r"""Frequencies :math:`\omega_i = 10^{-9 i/(d-1)}` (TGAT/GraphMixer initialisation) and zero
+        phases.
+        """
         with torch.no_grad():
             exps = torch.linspace(0.0, 9.0, self.dim, dtype=torch.float64)
             self.weight.copy_(torch.pow(10.0, -exps).to(self.weight.dtype))

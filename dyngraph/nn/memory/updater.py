@@ -25,6 +25,7 @@ class GRUUpdater(nn.Module):
         self.cell = nn.GRUCell(msg_dim, memory_dim)
 
     def reset_parameters(self) -> None:
+        """Re-initialise the GRU cell."""
         self.cell.reset_parameters()
 
     def forward(self, msg: Tensor, s: Tensor, role: Tensor | None = None) -> Tensor:
@@ -52,11 +53,15 @@ class RNNUpdater(nn.Module):
         self.cell_dst = nn.RNNCell(msg_dim, memory_dim, nonlinearity="tanh") if per_role else None
 
     def reset_parameters(self) -> None:
+        """Re-initialise the RNN cell(s)."""
         self.cell.reset_parameters()
         if self.cell_dst is not None:
             self.cell_dst.reset_parameters()
 
     def forward(self, msg: Tensor, s: Tensor, role: Tensor | None = None) -> Tensor:
+        """``msg``: ``[n, C]``, ``s``: ``[n, D]``, ``role``: ``[n]`` (destinations use their own
+        cell when there is one) -> ``[n, D]``.
+        """
         out = self.cell(msg, s)
         if self.cell_dst is None or role is None:
             return out
@@ -81,11 +86,15 @@ class ResidualUpdater(nn.Module):
         self.norm = nn.LayerNorm(memory_dim)
 
     def reset_parameters(self) -> None:
+        """Re-initialise the MLP and the layer norm."""
         self.mlp[0].reset_parameters()
         self.mlp[2].reset_parameters()
         self.norm.reset_parameters()
 
     def forward(self, msg: Tensor, s: Tensor, role: Tensor | None = None) -> Tensor:
+        r"""``msg``: ``[n, C]``, ``s``: ``[n, D]`` -> ``[n, D]``: :math:`\mathrm{LN}(s +
+        \mathrm{MLP}([m \Vert s]))`; ``role`` is unused.
+        """
         return self.norm(s + self.mlp(torch.cat([msg, s], dim=-1)))
 
     def __repr__(self) -> str:
