@@ -88,6 +88,7 @@ class ScenarioSet:
                    fingerprint=topology_fingerprint(network))
 
     def subset(self, idx) -> ScenarioSet:
+        """Scenarios selected by ``idx`` (integer indices or a boolean mask over ``S``)."""
         idx = np.asarray(idx)
         return ScenarioSet(self.capacity[idx], self.demand[idx], self.flows[idx],
                            self.total_travel_time[idx], self.fingerprint)
@@ -106,6 +107,11 @@ class ScenarioSet:
 
     @staticmethod
     def concat(sets: list[ScenarioSet]) -> ScenarioSet:
+        """Scenario sets of one network stacked along the scenario axis.
+
+        Raises:
+            DataError: the sets come from networks with different fingerprints.
+        """
         fps = {s.fingerprint for s in sets}
         if len(fps) != 1:
             raise DataError("cannot concatenate scenarios of different networks")

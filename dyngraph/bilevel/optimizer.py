@@ -94,12 +94,18 @@ class Recommendations:
 
     @property
     def best(self) -> np.ndarray:
+        """``(D,)`` the top-ranked design."""
         return self.designs[0]
 
     def __len__(self) -> int:
         return int(self.designs.shape[0])
 
     def table(self, n: int | None = None) -> str:
+        """Plain-text ranking table: surrogate and exact TTT, error %, cost, feasibility, design.
+
+        Args:
+            n: rows to show (default: all).
+        """
         rows = ["rank  surrogate TTT      exact TTT   error%       cost  feasible  design"]
         for i in range(min(n or len(self), len(self))):
             e = self.exact_ttt[i]
@@ -240,6 +246,7 @@ class SurrogateOptimizer:
 
     @property
     def elapsed(self) -> float:
+        """Seconds since the search started (0 before it starts)."""
         return 0.0 if self._t0 is None else time.perf_counter() - self._t0
 
     def exhausted(self) -> bool:

@@ -199,6 +199,7 @@ class NetworkDesignProblem:
     # ------------------------------------------------------------------ design algebra
     @property
     def num_vars(self) -> int:
+        """Number ``D`` of decision variables (candidate links or two-way pairs)."""
         return int(self._coef.shape[0])
 
     @property
@@ -208,6 +209,7 @@ class NetworkDesignProblem:
 
     @property
     def num_designs(self) -> int:
+        """Number of designs ``len(levels) ** D`` (feasible or not)."""
         return int(self.levels.size ** self.num_vars)
 
     def check_designs(self, designs) -> np.ndarray:
@@ -237,6 +239,11 @@ class NetworkDesignProblem:
         return np.maximum(self.cost(designs) - self.budget, 0.0)
 
     def feasible(self, designs) -> np.ndarray:
+        """``(P,)`` bool: whether each design stays within the budget.
+
+        Args:
+            designs: ``(D,)`` or ``(P, D)`` designs with values in ``levels``.
+        """
         return self.violation(designs) <= 1e-9 * max(self.budget, 1.0)
 
     def fitness(self, ttt: np.ndarray, designs) -> np.ndarray:

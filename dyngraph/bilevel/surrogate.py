@@ -88,6 +88,7 @@ class EdgeWeightedGINConv(MessagePassing):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-initialise the MLP's linear layers and reset ``eps`` to its initial value."""
         for m in self.mlp:
             if isinstance(m, torch.nn.Linear):
                 m.reset_parameters()
@@ -134,6 +135,15 @@ class EdgeWeightedGINConv(MessagePassing):
         return self.mlp(torch.cat(parts, -1) if self.bidirectional else parts[0] + parts[1])
 
     def message(self, x_j: Tensor, edge_weight: Tensor | None) -> Tensor:
+        """Message ``w_ji * h_j`` of each edge ``j -> i``.
+
+        Args:
+            x_j: ``(E, in_channels)`` source features.
+            edge_weight: ``(E,)`` or ``(E, in_channels)`` scales, or ``None`` (unscaled).
+
+        Returns:
+            ``(E, in_channels)`` messages.
+        """
         if edge_weight is None:
             return x_j
         return x_j * (edge_weight.unsqueeze(-1) if edge_weight.dim() == 1 else edge_weight)
@@ -207,6 +217,9 @@ class FlowGNN(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-initialise the encoder and every layer's edge weights, convolution, readout
+        and (with ``global_context``) context projection.
+        """
         self.encode.reset_parameters()
         for m in (*self.weight, *self.conv, *self.readout,
                   *(self.context if self.global_context else ())):
@@ -625,11 +638,19 @@ class Surrogate:
 
     # ------------------------------------------------------------------ persistence
     def state(self) -> dict:
+        """Checkpoint dict: config, network fingerprint and name, model weights and the
+        normalisation statistics.
+        """
         return {"config": asdict(self.config), "fingerprint": self.fingerprint,
                 "network_name": self.network.name, "model": self.model.state_dict(),
                 "stats": self.stats}
 
     def load_state(self, state: dict) -> None:
+        """Restore model weights and statistics from a ``state()`` checkpoint.
+
+        Raises:
+            ConfigError: the checkpoint was trained on another network (fingerprint mismatch).
+        """
         if state["fingerprint"] != self.fingerprint:
             raise ConfigError(
                 f"checkpoint was trained on {state.get('network_name')} (fingerprint "
@@ -640,6 +661,11 @@ class Surrogate:
         self._demand_cache = {}
 
     def save(self, path: str | os.PathLike) -> Path:
+        """Write ``state()`` to ``path`` atomically (temporary file, then rename).
+
+        Returns:
+            The written path.
+        """
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + ".tmp")

@@ -44,6 +44,15 @@ class Architecture:
 
     @classmethod
     def from_mapping(cls, space: str, values: Mapping[str, Scalar]) -> Architecture:
+        """Architecture of space ``space`` from a ``name -> value`` mapping, in its order.
+
+        Args:
+            space: name of the search space.
+            values: decision values; keys are converted to ``str``.
+
+        Returns:
+            The architecture (not validated against the space; see ``SearchSpace.make``).
+        """
         return cls(space, tuple((str(k), v) for k, v in values.items()))
 
     def __getitem__(self, name: str) -> Scalar:
@@ -59,12 +68,14 @@ class Architecture:
         return (k for k, _ in self.choices)
 
     def get(self, name: str, default: Scalar = None) -> Scalar:
+        """Value of decision ``name``, or ``default`` when the architecture has no such decision."""
         try:
             return self[name]
         except KeyError:
             return default
 
     def values(self) -> dict[str, Scalar]:
+        """The decisions as a new ``{name: value}`` dict, in decision order."""
         return dict(self.choices)
 
     def replace(self, changes: Mapping[str, Scalar]) -> Architecture:
@@ -75,10 +86,19 @@ class Architecture:
         return Architecture(self.space, tuple((k, changes.get(k, v)) for k, v in self.choices))
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready ``{"space": ..., "choices": {name: value}}``; inverse of ``from_dict``."""
         return {"space": self.space, "choices": dict(self.choices)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Architecture:
+        """Architecture from a ``to_dict`` result.
+
+        Args:
+            d: mapping with keys ``"space"`` and ``"choices"``.
+
+        Raises:
+            ConfigError: ``d`` is not a serialised architecture.
+        """
         try:
             return cls.from_mapping(d["space"], d["choices"])
         except (KeyError, TypeError) as e:
@@ -87,10 +107,16 @@ class Architecture:
             ) from e
 
     def to_json(self) -> str:
+        """Compact JSON string of ``to_dict()``; inverse of ``from_json``."""
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, s: str) -> Architecture:
+        """Architecture from a ``to_json`` string.
+
+        Raises:
+            ConfigError: the JSON is not a serialised architecture.
+        """
         return cls.from_dict(json.loads(s))
 
     @property

@@ -57,6 +57,7 @@ class Controller(abc.ABC):
         self.best: tuple[Architecture, float] | None = None
 
     def is_new(self, arch: Architecture) -> bool:
+        """Whether no architecture with the same ``space.identity`` was proposed or evaluated."""
         return self.space.identity(arch) not in self.seen
 
     def _mark(self, arch: Architecture) -> None:
@@ -75,6 +76,17 @@ class Controller(abc.ABC):
         """Next architecture to evaluate (marked as seen immediately, so batches differ)."""
 
     def tell(self, proposal: Proposal, reward: float) -> None:
+        """Report the reward of an evaluated proposal.
+
+        Records it in ``history``, updates ``best`` and runs the controller's learning step.
+
+        Args:
+            proposal: a proposal returned by ``ask``.
+            reward: its reward (higher is better).
+
+        Raises:
+            ConfigError: ``reward`` is NaN or infinite.
+        """
         if not math.isfinite(reward):
             raise ConfigError(f"reward must be finite, got {reward}")
         self._mark(proposal.arch)
@@ -93,6 +105,7 @@ class RandomSearch(Controller):
     name = "random"
 
     def ask(self) -> Proposal:
+        """A uniformly sampled architecture not proposed before (when one is found)."""
         arch = self._random_new()
         self._mark(arch)
         return Proposal(arch)
@@ -115,6 +128,9 @@ class RegularizedEvolution(Controller):
         self.population: deque[tuple[Architecture, float]] = deque()
 
     def ask(self) -> Proposal:
+        """Next architecture: random until the population is full, then a mutated
+        tournament winner (a random new architecture if mutation keeps hitting seen ones).
+        """
         if len(self.population) < self.population_size:
             arch = self._random_new()
             self._mark(arch)
@@ -335,6 +351,11 @@ class ReinforcedConservativeController(Controller):
         )
 
     def ask(self) -> Proposal:
+        """Next architecture: random during the initial phase or with probability
+        ``epsilon(t)``; otherwise a child of a parent drawn from the ``top`` pool, with one
+        action class changed by its policy (falling back to a random one-decision mutation,
+        then to a random architecture, when the policies only propose already-seen children).
+        """
         self._issued += 1
         step = self._issued - 1 - self.num_initial
         if self.best is None or step < 0 or self.rng.random() < self.epsilon(step):

@@ -23,6 +23,7 @@ class TrialLog:
         self.path = Path(path)
 
     def exists(self) -> bool:
+        """Whether the log file exists and is not empty."""
         return self.path.exists() and self.path.stat().st_size > 0
 
     def read(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
@@ -73,13 +74,24 @@ class TrialLog:
             os.fsync(f.fileno())
 
     def start(self, header: dict[str, Any]) -> None:
+        """Append the header record ``{"type": "header", **header}``."""
         self._append({"type": "header", **header})
 
     def append(self, record: dict[str, Any]) -> None:
+        """Append one trial record ``{"type": "trial", **record}`` (flushed and fsynced)."""
         self._append({"type": "trial", **record})
 
     @staticmethod
     def check_compatible(found: dict[str, Any], expected: dict[str, Any]) -> None:
+        """Check that a log header matches the search about to resume it.
+
+        Args:
+            found: header read from the log.
+            expected: header of the current search; every key must have the same value in ``found``.
+
+        Raises:
+            ConfigError: some key differs.
+        """
         diffs = [k for k in expected if found.get(k) != expected[k]]
         if diffs:
             raise ConfigError(

@@ -62,6 +62,7 @@ class SearchedGNN(torch.nn.Module):
             prev = out if last else out * int(s["heads"])
 
     def reset_parameters(self) -> None:
+        """Re-initialise the parameters of every layer."""
         for conv in self.convs:
             conv.reset_parameters()
 

@@ -53,21 +53,31 @@ class NasBenchGraphSpace(SearchSpace):
         super().__init__(decisions)
 
     def cell(self, arch: Architecture) -> tuple[list[int], list[str]]:
+        """The benchmark cell of ``arch``.
+
+        Returns:
+            ``(links, ops)``: four input indices (``0`` = cell input, ``k`` = node ``k - 1``; node 0
+            always reads the input) and the four operation names.
+        """
         links = [0] + [int(arch[f"link_{i}"]) for i in (1, 2, 3)]
         ops = [str(arch[f"op_{i}"]) for i in range(4)]
         return links, ops
 
     def is_valid(self, arch: Architecture) -> bool:
+        """Whether the cell has at least one operation other than ``skip``."""
         return any(op != "skip" for op in self.cell(arch)[1])
 
     def bench_hash(self, arch: Architecture) -> int:
+        """NAS-Bench-Graph's isomorphism-invariant hash of the cell (the table key)."""
         links, ops = self.cell(arch)
         return int(self._arch_cls(links, ops).valid_hash())
 
     def identity(self, arch: Architecture) -> Hashable:
+        """The benchmark hash for a valid cell, else ``("invalid", arch)``."""
         return self.bench_hash(arch) if self.is_valid(arch) else ("invalid", arch)
 
     def describe(self, arch: Architecture) -> str:
+        """Cell as ``n<i>=(<input>)-><op>`` per node, e.g. ``n0=(in)->gcn n1=(n0)->gat ...``."""
         links, ops = self.cell(arch)
         return " ".join(
             f"n{i}=({'in' if link == 0 else f'n{link - 1}'})->{op}"
@@ -92,9 +102,19 @@ class NasBenchGraphObjective:
         self.best_val = max(float(v["valid_perf"]) for v in self.table.values())
 
     def describe(self) -> dict[str, Any]:
+        """JSON description stored in trial logs: kind and dataset."""
         return {"kind": "nasbench-graph", "dataset": self.dataset}
 
     def lookup(self, space: NasBenchGraphSpace, arch: Architecture) -> dict[str, Any]:
+        """Table record of ``arch`` (``valid_perf``, ``perf``, ``latency``, ``para``).
+
+        Args:
+            space: the space ``arch`` belongs to.
+            arch: a valid architecture.
+
+        Raises:
+            ConfigError: ``arch`` is invalid (all operations are ``skip``).
+        """
         if not space.is_valid(arch):
             raise ConfigError(f"{arch} is not in NAS-Bench-Graph (all operations are skip)")
         return self.table[space.bench_hash(arch)]

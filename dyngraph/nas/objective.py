@@ -142,6 +142,7 @@ class NodeClassificationObjective:
         self.num_classes = int(data.y.max()) + 1
 
     def describe(self) -> dict[str, Any]:
+        """JSON description stored in trial logs: kind and the training configuration."""
         return {"kind": "node-classification", **self.config.__dict__}
 
     def __call__(

@@ -24,6 +24,15 @@ class InProcessRunner:
     name = "local"
 
     def map(self, objective: Callable[..., Any], trials: Sequence[Trial]) -> list[Any]:
+        """Evaluate ``trials`` one after another.
+
+        Args:
+            objective: called as ``objective(space, arch, init_state=, seed=, keep_state=)``.
+            trials: ``(space, arch, init_state, seed, keep_state)`` tuples.
+
+        Returns:
+            The objective's results, in trial order.
+        """
         return [run_trial(objective, t) for t in trials]
 
     def close(self) -> None:
@@ -67,6 +76,17 @@ class RayRunner:
         self._obj_id: int | None = None
 
     def map(self, objective: Callable[..., Any], trials: Sequence[Trial]) -> list[Any]:
+        """Evaluate ``trials`` concurrently as Ray tasks.
+
+        The objective is put in the object store once and reused while the same object is passed.
+
+        Args:
+            objective: called as ``objective(space, arch, init_state=, seed=, keep_state=)``.
+            trials: ``(space, arch, init_state, seed, keep_state)`` tuples.
+
+        Returns:
+            The objective's results, in trial order.
+        """
         if self._obj_id != id(objective):
             # ship the objective (it holds the dataset) to the object store once
             self._obj_ref = self._ray.put(objective)
@@ -75,6 +95,7 @@ class RayRunner:
         return self._ray.get(refs)
 
     def close(self) -> None:
+        """Shut Ray down if this runner started it (a joined cluster is left running)."""
         if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
             self._owns = False

@@ -44,10 +44,12 @@ class SearchResult:
 
     @property
     def best(self) -> Architecture:
+        """Architecture of the highest-reward trial (the earliest on ties)."""
         return Architecture.from_dict(self.trials[self._best_index()]["arch"])
 
     @property
     def best_reward(self) -> float:
+        """Reward of the highest-reward trial."""
         return float(self.trials[self._best_index()]["reward"])
 
     def best_after(self, n: int) -> dict[str, Any]:
@@ -63,10 +65,14 @@ class SearchResult:
         return out
 
     def trials_per_minute(self) -> float:
+        """Throughput: trials per minute of summed trial time (``inf`` if that is 0)."""
         secs = sum(r["seconds"] for r in self.trials)
         return 60.0 * len(self.trials) / secs if secs > 0 else math.inf
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON summary: controller, sharing, trial count, best architecture, reward and
+        metrics, the best-so-far curve, throughput, plus ``extra``.
+        """
         best = self.best_after(len(self.trials))
         return {
             "controller": self.controller,

@@ -110,4 +110,5 @@ class ParameterBank:
         return (shared or None), layers
 
     def summary(self) -> dict[str, Any]:
+        """JSON description: whether sharing is enabled and the keys of the stored architectures."""
         return {"enabled": self.enabled, "stored": [a.key for a in self._store]}

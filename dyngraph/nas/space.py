@@ -124,9 +124,11 @@ class SearchSpace:
 
     # -- description -------------------------------------------------------------------------
     def decision(self, name: str) -> Decision:
+        """The decision called ``name`` (``KeyError`` if there is none)."""
         return self._by_name[name]
 
     def decisions_of(self, action_class: str) -> list[Decision]:
+        """Decisions of action class ``action_class``, in space order (empty if none)."""
         return [d for d in self.decisions if d.action_class == action_class]
 
     def config(self) -> dict[str, Any]:
@@ -137,6 +139,10 @@ class SearchSpace:
         }
 
     def size(self) -> int:
+        """Number of architectures: the product of the decisions' choice counts.
+
+        Equivalent (canonicalised) and invalid architectures are counted too.
+        """
         n = 1
         for d in self.decisions:
             n *= len(d.choices)
@@ -156,6 +162,12 @@ class SearchSpace:
         return self.canonical(arch)
 
     def validate(self, arch: Architecture) -> None:
+        """Check that ``arch`` belongs to this space.
+
+        Raises:
+            ConfigError: ``arch`` is of another space, has other decisions (or another order), or a
+                value outside a decision's choices.
+        """
         if arch.space != self.name:
             raise ConfigError(f"architecture of space {arch.space!r} given to {self.name!r}")
         if [k for k in arch] != [d.name for d in self.decisions]:
@@ -165,18 +177,30 @@ class SearchSpace:
                 raise ConfigError(f"{d.name}={arch[d.name]!r} not in {d.choices}")
 
     def canonical(self, arch: Architecture) -> Architecture:
+        """Representative of the architectures equivalent to ``arch`` (here: ``arch`` itself)."""
         return arch
 
     def is_valid(self, arch: Architecture) -> bool:
+        """Whether ``arch`` is in the space's support (here: always ``True``)."""
         return True
 
     def identity(self, arch: Architecture) -> Hashable:
+        """Hashable key of "the same trial" (here: the canonical architecture)."""
         return self.canonical(arch)
 
     def encode(self, arch: Architecture) -> list[int]:
+        """Choice indices of ``arch``, one per decision in space order; inverse of ``decode``."""
         return [d.choices.index(arch[d.name]) for d in self.decisions]
 
     def decode(self, indices: Sequence[int]) -> Architecture:
+        """Canonical architecture from choice indices, one per decision in space order.
+
+        Args:
+            indices: index into each decision's ``choices``.
+
+        Returns:
+            The canonicalised architecture.
+        """
         return self.canonical(
             Architecture(
                 self.name,
@@ -212,6 +236,7 @@ class SearchSpace:
         return arch
 
     def describe(self, arch: Architecture) -> str:
+        """Human-readable one-line description of ``arch``."""
         return str(arch)
 
 
@@ -272,12 +297,20 @@ class AGNNSpace(SearchSpace):
         super().__init__(decisions)
 
     def config(self) -> dict[str, Any]:
+        """The base space description plus the layer ``dropout``."""
         return {**super().config(), "dropout": self.dropout}
 
     def depth(self, arch: Architecture) -> int:
+        """Number of active layers of ``arch`` (``max_layers`` when depth is not searched)."""
         return int(arch["num_layers"]) if "num_layers" in arch else self.max_layers
 
     def canonical(self, arch: Architecture) -> Architecture:
+        """Reset decisions of inactive layers to their first choice.
+
+        Layers at index ``>= depth`` are inactive, and so is ``hidden_{depth-1}`` (that layer is the
+        output layer, whose width is the number of classes), so architectures that differ only in
+        unused decisions become equal.
+        """
         depth = self.depth(arch)
         changes: dict[str, Scalar] = {}
         for d in self.decisions:
@@ -318,12 +351,26 @@ class AGNNSpace(SearchSpace):
         return sigs
 
     def build(self, arch: Architecture, in_channels: int, out_channels: int) -> torch.nn.Module:
+        """Trainable model of ``arch``.
+
+        Args:
+            arch: an architecture of this space.
+            in_channels: input feature size.
+            out_channels: number of classes.
+
+        Returns:
+            A ``SearchedGNN`` with the space's ``dropout``.
+
+        Raises:
+            ConfigError: ``arch`` does not belong to this space.
+        """
         from dyngraph.nas.model import SearchedGNN
 
         self.validate(arch)
         return SearchedGNN(self.layers(arch), in_channels, out_channels, dropout=self.dropout)
 
     def describe(self, arch: Architecture) -> str:
+        """One line per active layer: attention, aggregation, activation, heads and width."""
         lines = []
         for i, s in enumerate(self.layers(arch)):
             width = "classes" if s["hidden"] is None else s["hidden"]

@@ -67,6 +67,7 @@ class EdgeAttention(torch.nn.Module, abc.ABC):
         self.channels = channels
 
     def reset_parameters(self) -> None:
+        """Re-initialise every parameter with Glorot (Xavier uniform) initialisation."""
         for p in self.parameters():
             glorot(p)
 
@@ -247,6 +248,7 @@ class GeneralAttentionConv(MessagePassing):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-initialise the projection (Glorot), the attention parameters and the bias (zeros)."""
         glorot(self.weight)
         self.attention.reset_parameters()
         if self.bias is not None:
@@ -273,6 +275,21 @@ class GeneralAttentionConv(MessagePassing):
     def message(
         self, x_i: Tensor, x_j: Tensor, index: Tensor, num_nodes: int, edge_index_full: Tensor
     ) -> Tensor:
+        """Attention-weighted message ``a^k_ij * W^k x_j`` of each edge ``j -> i`` and head ``k``.
+
+        The coefficients are the attention scores ``e^k_ij``, softmax-normalised over the incoming
+        edges of ``i`` when the attention has ``normalize=True``, then dropped out (training only).
+
+        Args:
+            x_i: ``[E, H, C]`` projected features of the edge targets.
+            x_j: ``[E, H, C]`` projected features of the edge sources.
+            index: ``[E]`` target node of each edge (softmax groups).
+            num_nodes: number of nodes ``N``.
+            edge_index_full: ``[2, E]`` edges including self-loops, passed to the attention.
+
+        Returns:
+            ``[E, H, C]`` messages.
+        """
         a = self.attention.score(x_i, x_j, edge_index_full, num_nodes)
         if self.attention.normalize:
             a = softmax(a, index, num_nodes=num_nodes)
