@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from _memory_ref import naive_tgn_attention
 
 from dyngraph.nn.memory import GraphAttentionEmbedding, NeighborContext, TimeEncoder
 from dyngraph.nn.memory.attention import dense_attention
@@ -65,24 +66,6 @@ def test_dense_attention_matches_autograd_reference():
     torch.testing.assert_close(got[0][0], torch.zeros_like(got[0][0]))
 
 
-def _naive(emb, enc, mem, node_mem, index, feat, dt, mask):
-    """Per-query TGN attention with explicit keys/values (the textbook formula)."""
-    q, k = mask.shape
-    h, d = emb.heads, emb.head_dim
-    out = []
-    for i in range(q):
-        qi = emb.lin_q(mem[i]).view(h, d)
-        kv = emb.lin_kv(node_mem[index[i]]).view(k, 2, h, d)
-        e = emb.lin_edge(torch.cat([feat[i], enc(dt[i])], -1)).view(k, h, d)
-        key, val = kv[:, 0] + e, kv[:, 1] + e
-        sc = (key * qi).sum(-1) / math.sqrt(d)
-        sc = sc.masked_fill(~mask[i].unsqueeze(-1), -math.inf)
-        al = torch.softmax(sc, 0).nan_to_num(0.0)
-        att = emb.lin_o((al.unsqueeze(-1) * val).sum(0).reshape(-1))
-        out.append(emb.merge2(torch.relu(emb.merge1(torch.cat([mem[i], att])))))
-    return torch.stack(out)
-
-
 @pytest.mark.parametrize("learnable", [False, True])
 def test_embedding_fast_paths_match_naive_values_and_gradients(learnable):
     torch.manual_seed(5)
@@ -100,7 +83,7 @@ def test_embedding_fast_paths_match_naive_values_and_gradients(learnable):
     mask[2] = False
     ctx = NeighborContext(node_mem, index, feat, dt, mask, query_index=qidx)
     got = emb(node_mem[qidx], torch.zeros(q), ctx)
-    want = _naive(emb, enc, node_mem[qidx], node_mem, index, feat, dt, mask)
+    want = naive_tgn_attention(emb, enc, node_mem[qidx], node_mem, index, feat, dt, mask)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     params = [node_mem] + [p for p in emb.parameters() if p.requires_grad]
     w = torch.randn_like(got)
