@@ -6,11 +6,16 @@ Kipf & Welling 2017: 81.5 on Cora, 70.3 on CiteSeer) is trained in the same scri
 
     .venv/bin/python examples/implicit_node_classification.py               # Cora+CiteSeer, 5 seeds
     .venv/bin/python examples/implicit_node_classification.py --fast        # smoke test
+    .venv/bin/python examples/implicit_node_classification.py \
+        --json benchmarks/results/implicit_node_classification.json          # + per-run records
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import platform
+import sys
 import time
 
 import numpy as np
@@ -111,12 +116,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None, help="write one record per (dataset, model, seed)")
     args = p.parse_args(argv)
     if args.fast:
         args.datasets, args.seeds, args.epochs = "cora", 1, 3
     torch.set_num_threads(args.threads)
     loaders = {"cora": Cora, "citeseer": CiteSeer}
     results: dict = {}
+    records: list[dict] = []
     for ds in args.datasets.split(","):
         data = loaders[ds]()
         for m in args.models.split(","):
@@ -125,6 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
                 acc, sec = run(data, m, seed, args.epochs)
                 accs.append(acc)
                 secs.append(sec)
+                records.append(dict(dataset=ds, model=m, seed=seed, test_acc=acc / 100,
+                                    seconds=sec, epochs=args.epochs))
             results[(ds, m)] = (float(np.mean(accs)), float(np.std(accs)), float(np.mean(secs)))
             tqdm.write(f"{ds}/{m}: {results[(ds, m)][0]:.1f} ± {results[(ds, m)][1]:.1f} "
                        f"(seeds: {', '.join(f'{a:.1f}' for a in accs)})")
@@ -133,6 +142,13 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{ds:10s} {m:6s} {mu:17.1f} ± {sd:4.1f} {sec:7.1f}")
     for ds in args.datasets.split(","):
         print(f"published GCN on {ds}: {PUBLISHED_GCN[ds]}")
+    if args.json:
+        cmd = "python examples/implicit_node_classification.py " + " ".join(
+            sys.argv[1:] if argv is None else argv)
+        with open(args.json, "w") as fh:
+            json.dump(dict(command=cmd, machine=f"{platform.machine()} CPU, "
+                           f"{torch.get_num_threads()} thread(s), torch {torch.__version__}",
+                           published_gcn=PUBLISHED_GCN, records=records), fh, indent=1)
     return results
 
 
