@@ -225,6 +225,16 @@ class FlowGNN(torch.nn.Module):
                   *(self.context if self.global_context else ())):
             m.reset_parameters()
 
+    def _edge_weights(self, k: int, edge_attr: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Layer ``k``'s positive message weights (forward, backward direction or ``None``);
+        shared by the sparse and the dense path so both scale messages identically."""
+        w = torch.nn.functional.softplus(self.weight[k](edge_attr))
+        wf, wb = w.chunk(2, dim=-1) if self.bidirectional else (w, None)
+        if wf.shape[-1] == 1:
+            wf = wf.squeeze(-1)
+            wb = wb.squeeze(-1) if wb is not None else None
+        return wf, wb
+
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
                 batch_size: int = 1) -> Tensor:
         """Args:
@@ -239,11 +249,7 @@ class FlowGNN(torch.nn.Module):
         src, dst = edge_index
         out = x.new_zeros(edge_index.shape[1])
         for k in range(self.num_layers):
-            w = torch.nn.functional.softplus(self.weight[k](edge_attr))
-            wf, wb = w.chunk(2, dim=-1) if self.bidirectional else (w, None)
-            if wf.shape[-1] == 1:
-                wf = wf.squeeze(-1)
-                wb = wb.squeeze(-1) if wb is not None else None
+            wf, wb = self._edge_weights(k, edge_attr)
             h = torch.relu(self.conv[k](h, edge_index, wf, wb)) + h  # residual
             if self.global_context:
                 # every node hears a summary of its whole graph: UE route choice is global
@@ -269,11 +275,7 @@ class FlowGNN(torch.nn.Module):
             h = torch.relu(self.encode(x))
         out = x.new_zeros(edge_attr.shape[:2])
         for k in range(self.num_layers):
-            w = torch.nn.functional.softplus(self.weight[k](edge_attr))
-            wf, wb = w.chunk(2, dim=-1) if self.bidirectional else (w, None)
-            if wf.shape[-1] == 1:
-                wf = wf.squeeze(-1)
-                wb = wb.squeeze(-1) if wb is not None else None
+            wf, wb = self._edge_weights(k, edge_attr)
             h = torch.relu(self.conv[k].forward_dense(h, src, dst, wf, wb)) + h
             if self.global_context:
                 h = h + torch.relu(self.context[k](h.mean(1, keepdim=True)))
