@@ -345,6 +345,16 @@ void check_red(int64_t red) {
   TORCH_CHECK(red >= kSum && red <= kMin, "reduce code must be 0..3 (sum, mean, max, min)");
 }
 
+// Output [S, F] of a CSR reduction and, for max/min when asked, its winner indices ([0] else).
+std::tuple<at::Tensor, at::Tensor, bool> alloc_reduce_out(int64_t S, int64_t F,
+                                                          const at::TensorOptions& opt,
+                                                          int64_t red, bool need_arg) {
+  const bool with_arg = need_arg && red >= kMax;
+  at::Tensor arg = at::empty(with_arg ? at::IntArrayRef{S, F} : at::IntArrayRef{0},
+                             opt.dtype(at::kLong));
+  return {at::empty({S, F}, opt), arg, with_arg};
+}
+
 // ------------------------------------------------------------------------------ segment
 std::tuple<at::Tensor, at::Tensor> segment_reduce(const at::Tensor& src_, const at::Tensor& ptr,
                                                   int64_t red, bool need_arg) {
@@ -355,10 +365,9 @@ std::tuple<at::Tensor, at::Tensor> segment_reduce(const at::Tensor& src_, const 
   const int64_t E = src.size(0), F = src.size(1), S = ptr.numel() - 1;
   const int64_t* p = ptr.data_ptr<int64_t>();
   TORCH_CHECK(p[0] == 0 && p[S] == E, "segment_reduce: ptr must run from 0 to src.size(0)");
-  at::Tensor out = at::empty({S, F}, src.options());
-  bool with_arg = need_arg && red >= kMax;
-  at::Tensor arg = with_arg ? at::empty({S, F}, src.options().dtype(at::kLong))
-                            : at::empty({0}, src.options().dtype(at::kLong));
+  at::Tensor out, arg;
+  bool with_arg;  // not a structured binding: lambdas below capture these (C++17)
+  std::tie(out, arg, with_arg) = alloc_reduce_out(S, F, src.options(), red, need_arg);
   if (F == 0 || S == 0) return {out, arg};
   Plan plan(p, S, E, F);
   AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "segment_reduce", [&] {
@@ -432,10 +441,9 @@ std::tuple<at::Tensor, at::Tensor> csr_aggregate(const at::Tensor& x_, const at:
   const int64_t S = ptr.numel() - 1, F = x.size(1), E = col.numel();
   const int64_t* p = ptr.data_ptr<int64_t>();
   TORCH_CHECK(p[0] == 0 && p[S] == E, "csr_aggregate: ptr must run from 0 to col.numel()");
-  at::Tensor out = at::empty({S, F}, x.options());
-  bool with_arg = need_arg && red >= kMax;
-  at::Tensor arg = with_arg ? at::empty({S, F}, x.options().dtype(at::kLong))
-                            : at::empty({0}, x.options().dtype(at::kLong));
+  at::Tensor out, arg;
+  bool with_arg;  // not a structured binding: lambdas below capture these (C++17)
+  std::tie(out, arg, with_arg) = alloc_reduce_out(S, F, x.options(), red, need_arg);
   if (F == 0 || S == 0) return {out, arg};
   at::Tensor w;
   if (weight.has_value() && weight->defined()) {
