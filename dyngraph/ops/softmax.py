@@ -97,7 +97,8 @@ def _native_softmax(src: Tensor, index: Tensor, dim: int, dim_size: int, log: bo
     perm = torch.argsort(index, stable=True)
     ptr = _impl_torch._ptr_of_sorted(index.index_select(0, perm), dim_size)
     out = _impl_native.segment_softmax(src.index_select(0, perm), ptr, log)
-    return out.index_select(0, torch.argsort(perm))
+    # scatter back through perm: O(E), where inverting perm by a second argsort is O(E log E)
+    return torch.empty_like(out).index_copy_(0, perm, out)
 
 
 for _kind in ("softmax", "log_softmax"):
