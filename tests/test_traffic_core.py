@@ -23,7 +23,11 @@ from dyngraph.traffic import (
     sioux_falls_best_flows,
     solve_ue,
 )
-from dyngraph.traffic.assignment import _newton_line_search, _poly_line_search
+from dyngraph.traffic.assignment import (
+    _SCALAR_ROWS,
+    _newton_line_search,
+    _poly_line_search,
+)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +162,7 @@ def test_bpr_beckmann_derivatives():
 
 def test_exact_line_search_matches_brentq():
     rng = np.random.default_rng(3)
-    e, s = 40, 5
+    e, s = 40, 12
     t0, b = rng.uniform(1, 5, e), np.full(e, 0.15)
     cap = rng.uniform(100, 500, (s, e))
     x, y = rng.uniform(0, 600, (s, e)), rng.uniform(0, 600, (s, e))
@@ -168,12 +172,16 @@ def test_exact_line_search_matches_brentq():
         g0 = np.einsum("se,se->s", model.time(x), d)
         keep = g0 < 0
         ls = _poly_line_search if model.int_power is not None else _newton_line_search
+        assert keep.sum() > _SCALAR_ROWS  # the vectorised root finder runs
         tau = ls(model.subset_rows(np.flatnonzero(keep)), x[keep], d[keep], g0[keep])
         for k, row in enumerate(np.flatnonzero(keep)):
             def g(t, row=row, model=model):
                 return float((model.subset_rows([row]).time(x[row] + t * d[row]) @ d[row])[0])
             ref = 1.0 if g(1.0) <= 0 else brentq(g, 0.0, 1.0, xtol=1e-14)
             assert tau[k] == pytest.approx(ref, abs=1e-9)
+            # one row alone takes the scalar root finder (single solves): same step
+            one = ls(model.subset_rows([row]), x[row:row + 1], d[row:row + 1], g0[row:row + 1])
+            assert one[0] == pytest.approx(ref, abs=1e-9)
 
 
 def test_methods_agree_and_gap_is_independent_of_solver(sf, sf_exact):

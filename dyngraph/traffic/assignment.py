@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from math import comb
 from typing import Any
 
 import numpy as np
@@ -129,6 +130,11 @@ class _Engine:
         return _newton_line_search(cost, x, d, g0)
 
 
+_BINOM = [[float(comb(n, k)) for k in range(n + 1)] for n in range(9)]
+#: at most this many rows take the scalar line search (see _poly_line_search)
+_SCALAR_ROWS = 4
+
+
 def _poly_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray) -> np.ndarray:
     """Line search when every link has the same integer BPR power ``P``.
 
@@ -140,19 +146,25 @@ def _poly_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray) -
     s_count = x.shape[0]
     coef = np.empty((s_count, p + 1))
     coef[:, 0] = g0
-    cd = cost.coef * d
-    xp = [np.ones_like(x)]
-    for _ in range(p - 1):
+    # coef[k] = C(p, k) sum_a coef_a d_a^(k+1) x_a^(p-k): powers of x from the top down
+    xp = [None, x]
+    for _ in range(p - 2):
         xp.append(xp[-1] * x)
-    dk = d
+    cdk = cost.coef * d
     for k in range(1, p + 1):
-        dk = dk * d if k > 1 else d * d
-        coef[:, k] = _binom(p, k) * np.einsum("se,se->s", cost.coef * dk, xp[p - k])
-    del cd
+        cdk = cdk * d
+        coef[:, k] = _BINOM[p][k] * (cdk.sum(axis=1) if k == p
+                                     else np.einsum("se,se->s", cdk, xp[p - k]))
     g1 = coef.sum(axis=1)
     tau = np.ones(s_count)
     todo = g1 > 0  # otherwise Beckmann still decreases at tau = 1: take the full step
     if not todo.any():
+        return tau
+    if s_count <= _SCALAR_ROWS:
+        # A handful of rows (single solves): numpy's per-call overhead on (S,) arrays would
+        # dominate the whole FW iteration, plain floats are ~10x cheaper here.
+        for r in np.flatnonzero(todo):
+            tau[r] = _poly_root(coef[r].tolist(), float(g1[r]))
         return tau
     c = coef[todo]
     lo, hi = np.zeros(c.shape[0]), np.ones(c.shape[0])
@@ -183,10 +195,32 @@ def _poly_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray) -
     return tau
 
 
-def _binom(n: int, k: int) -> float:
-    from math import comb
+def _poly_root(c: list[float], g1: float) -> float:
+    """Root in ``(0, 1)`` of ``sum_k c[k] tau^k`` given ``c[0] < 0 < g1`` (its value at 1):
+    the scalar twin of the vectorised safeguarded Newton above, same stopping rule."""
+    p = len(c) - 1
+    dc = [k * c[k] for k in range(1, p + 1)]
+    lo, hi = 0.0, 1.0
+    t = c[0] / (c[0] - g1)
+    for _ in range(100):
+        g = c[p]
+        for k in range(p - 1, -1, -1):
+            g = g * t + c[k]
+        gp = dc[p - 1]
+        for k in range(p - 2, -1, -1):
+            gp = gp * t + dc[k]
+        if g < 0:
+            lo = t
+        else:
+            hi = t
+        delta = g / gp if gp != 0 else float("inf")
+        if abs(delta) <= 1e-15 or g == 0 or hi - lo <= 1e-15:
+            return t
+        nt = t - delta
+        t = nt if lo < nt < hi else 0.5 * (lo + hi)
+    return t
 
-    return float(comb(n, k))
+
 
 
 def _newton_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray,
