@@ -28,8 +28,8 @@ from dyngraph.bilevel import (
     SurrogateOptimizer,
     TrainConfig,
     evaluate_surrogate,
+    fit_surrogate,
     generate_scenarios,
-    train_surrogate,
 )
 from dyngraph.bilevel.plot import plot_design, plot_search_history
 from dyngraph.traffic import RoutingGraph, sioux_falls, solve_ue
@@ -56,15 +56,15 @@ def main() -> None:
                                    budget=args.budget)
     print(problem, f"- do-nothing TTT {base.total_travel_time:,.0f}")
 
-    data = generate_scenarios(net, n_scen, out / "scenarios", progress=not args.fast)
-    train, val, test = data.split(0.1, 0.1, seed=0)
-    if args.surrogate:
+    if args.surrogate:  # a trained one: the scenarios only serve as held-out and replay data
+        data = generate_scenarios(net, n_scen, out / "scenarios", progress=not args.fast)
+        train, _, test = data.split(0.1, 0.05, seed=0)
         sur_path = Path(args.surrogate)
-    else:
-        sur = Surrogate(net, SurrogateConfig(global_hidden=64 if args.fast else 512))
-        train_surrogate(sur, train, val, TrainConfig(epochs=epochs),
-                        checkpoint=out / "surrogate_checkpoint.pt", progress=not args.fast)
-        sur_path = sur.save(out / "surrogate.pt")
+    else:  # scenarios solved exactly, surrogate trained and saved, all resumable from `out`
+        fit = fit_surrogate(net, n_scen, out,
+                            SurrogateConfig(global_hidden=64 if args.fast else 512),
+                            TrainConfig(epochs=epochs), progress=not args.fast)
+        train, test, sur_path = fit.train, fit.test, fit.path
     print("held-out:", evaluate_surrogate(Surrogate.load(sur_path, net), test))
 
     runs, recs = {}, {}

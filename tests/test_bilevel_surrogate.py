@@ -12,6 +12,7 @@ from dyngraph.bilevel import (
     SurrogateConfig,
     TrainConfig,
     evaluate_surrogate,
+    fit_surrogate,
     generate_scenarios,
     train_surrogate,
 )
@@ -265,3 +266,27 @@ def test_checkpoint_without_global_mlp_fields_still_loads(net, scenarios, tmp_pa
     assert old.config.global_hidden == 0 and not hasattr(old.model, "global_mlp")
     np.testing.assert_array_equal(old.predict_flows(data.capacity, data.demand),
                                   s.predict_flows(data.capacity, data.demand))
+
+
+def test_fit_surrogate_pipeline_resumes_from_its_cache(net, tmp_path):
+    cfg = SurrogateConfig(global_hidden=16, seed=1)
+    fit = fit_surrogate(net, 20, tmp_path, cfg, TrainConfig(epochs=2, batch_size=8),
+                        test_fraction=0.2, val_fraction=0.2, progress=False)
+    assert fit.path == tmp_path / "surrogate.pt" and fit.path.is_file()
+    assert (len(fit.train), len(fit.val), len(fit.test)) == (12, 4, 4)
+    assert fit.metrics.n == 4 and len(fit.history.epoch) == 2
+    # held-out metrics are those of the saved model on the test split
+    again = evaluate_surrogate(Surrogate.load(fit.path, net), fit.test)
+    assert again.flow_r2 == pytest.approx(fit.metrics.flow_r2, abs=1e-6)
+    # a second call finds the solved scenarios and the finished training: nothing is redone
+    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "scenarios").iterdir()}
+    ckpt = tmp_path / "surrogate_checkpoint.pt"
+    ckpt_stamp = ckpt.stat().st_mtime_ns
+    fit2 = fit_surrogate(net, 20, tmp_path, cfg, TrainConfig(epochs=2, batch_size=8),
+                         test_fraction=0.2, val_fraction=0.2, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "scenarios").iterdir()} == stamp
+    assert ckpt.stat().st_mtime_ns == ckpt_stamp  # no epoch was trained again
+    np.testing.assert_array_equal(fit2.test.flows, fit.test.flows)
+    for a, b in zip(fit.surrogate.model.parameters(), fit2.surrogate.model.parameters(),
+                    strict=True):
+        torch.testing.assert_close(a, b)

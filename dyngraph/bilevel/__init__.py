@@ -25,9 +25,11 @@ from dyngraph.bilevel.surrogate import (
     route_split,
 )
 from dyngraph.bilevel.training import (
+    FittedSurrogate,
     SurrogateMetrics,
     TrainConfig,
     evaluate_surrogate,
+    fit_surrogate,
     train_surrogate,
 )
 
@@ -47,6 +49,8 @@ __all__ = [
     "SurrogateMetrics",
     "train_surrogate",
     "evaluate_surrogate",
+    "fit_surrogate",
+    "FittedSurrogate",
     "GeneticAlgorithm",
     "GAResult",
     "SurrogateOptimizer",

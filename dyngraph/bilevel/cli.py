@@ -73,12 +73,9 @@ def main_design(args: argparse.Namespace) -> int:
         RefreshConfig,
         SearchBudget,
         Surrogate,
-        SurrogateConfig,
         SurrogateOptimizer,
         TrainConfig,
-        evaluate_surrogate,
-        generate_scenarios,
-        train_surrogate,
+        fit_surrogate,
     )
     from dyngraph.traffic import load_network
 
@@ -87,19 +84,14 @@ def main_design(args: argparse.Namespace) -> int:
                                    budget=args.budget, lanes=args.lanes,
                                    constraint=args.constraint, seed=args.seed)
     print(problem)
-    cache = Path(args.cache)
     replay = None
     if args.surrogate:
         sur = Surrogate.load(args.surrogate, net)
     else:
-        data = generate_scenarios(net, args.scenarios, cache / "scenarios")
-        train, val, test = data.split(0.1, 0.05, seed=args.seed)
-        sur = Surrogate(net, SurrogateConfig(seed=args.seed))
-        train_surrogate(sur, train, val, TrainConfig(epochs=args.epochs, seed=args.seed),
-                        checkpoint=cache / "surrogate_checkpoint.pt")
-        sur.save(cache / "surrogate.pt")
-        print(f"surrogate -> {cache / 'surrogate.pt'}; held-out {evaluate_surrogate(sur, test)}")
-        replay = train
+        fit = fit_surrogate(net, args.scenarios, Path(args.cache),
+                            train_config=TrainConfig(epochs=args.epochs, seed=args.seed))
+        sur, replay = fit.surrogate, fit.train
+        print(f"surrogate -> {fit.path}; held-out {fit.metrics}")
     refresh = RefreshConfig(replay=replay) if args.refresh else None
     opt = SurrogateOptimizer(problem, sur, SearchBudget(generations=args.generations,
                                                         wall_time=args.time_limit,

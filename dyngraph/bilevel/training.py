@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dyngraph.bilevel.data import ScenarioSet
-from dyngraph.bilevel.surrogate import Surrogate
+from dyngraph.bilevel.data import ScenarioSet, generate_scenarios
+from dyngraph.bilevel.surrogate import Surrogate, SurrogateConfig
 from dyngraph.errors import ConfigError, DataError
+from dyngraph.traffic.network import TrafficNetwork
 
-__all__ = ["TrainConfig", "SurrogateMetrics", "train_surrogate", "evaluate_surrogate"]
+__all__ = ["TrainConfig", "SurrogateMetrics", "FittedSurrogate", "train_surrogate",
+           "evaluate_surrogate", "fit_surrogate"]
 
 
 @dataclass
@@ -231,3 +233,61 @@ def _save_checkpoint(path: Path, s: Surrogate, opt, sched, hist: TrainHistory, e
                 "scheduler": sched.state_dict(), "history": asdict(hist), "epoch": epoch,
                 "best": best, "best_state": best_state, "bad": bad, "config": asdict(cfg)}, tmp)
     os.replace(tmp, path)
+
+
+@dataclass
+class FittedSurrogate:
+    """What :func:`fit_surrogate` produced: the trained surrogate, where it was saved, the
+    scenario splits (``train`` doubles as the replay set of a refresh) and held-out metrics."""
+
+    surrogate: Surrogate
+    path: Path
+    train: ScenarioSet
+    val: ScenarioSet
+    test: ScenarioSet
+    metrics: SurrogateMetrics
+    history: TrainHistory
+
+
+def fit_surrogate(
+    network: TrafficNetwork,
+    scenarios: int,
+    cache: str | os.PathLike,
+    config: SurrogateConfig | None = None,
+    train_config: TrainConfig | None = None,
+    test_fraction: float = 0.1,
+    val_fraction: float = 0.05,
+    n_jobs: int = 1,
+    progress: bool = True,
+) -> FittedSurrogate:
+    """Solve scenarios, train a surrogate and save it — the whole lower-level pipeline.
+
+    Every stage resumes from ``cache``: solved scenarios are streamed to
+    ``cache/scenarios``, training checkpoints every epoch to ``cache/surrogate_checkpoint.pt``,
+    and the result is written to ``cache/surrogate.pt``. Re-running the same call after an
+    interruption (or with more epochs) continues instead of starting over.
+
+    Args:
+        network: the road network (scenarios perturb its demand and capacities with the
+            paper's ranges, see :func:`~dyngraph.bilevel.generate_scenarios`).
+        scenarios: how many scenarios to solve exactly (all are reused on a re-run).
+        cache: folder for scenarios, checkpoint and the trained surrogate.
+        config: surrogate architecture (default :class:`SurrogateConfig`).
+        train_config: training hyper-parameters (default :class:`TrainConfig`); its ``seed``
+            also fixes the train/val/test split.
+        n_jobs: processes solving scenarios.
+
+    Returns:
+        :class:`FittedSurrogate` with the surrogate, its path, the splits and the held-out
+        metrics.
+    """
+    cache = Path(cache)
+    tc = train_config or TrainConfig()
+    data = generate_scenarios(network, scenarios, cache / "scenarios", n_jobs=n_jobs,
+                              progress=progress)
+    train, val, test = data.split(test_fraction, val_fraction, seed=tc.seed)
+    sur = Surrogate(network, config or SurrogateConfig(seed=tc.seed))
+    hist = train_surrogate(sur, train, val, tc, checkpoint=cache / "surrogate_checkpoint.pt",
+                           progress=progress)
+    path = sur.save(cache / "surrogate.pt")
+    return FittedSurrogate(sur, path, train, val, test, evaluate_surrogate(sur, test), hist)
