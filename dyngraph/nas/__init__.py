@@ -22,7 +22,7 @@ from dyngraph.nas.objective import (
     train_node_classifier,
 )
 from dyngraph.nas.runners import InProcessRunner, RayRunner
-from dyngraph.nas.search import SearchResult, retrain, search
+from dyngraph.nas.search import SearchResult, retrain, search, select_final
 from dyngraph.nas.sharing import ParameterBank, homogeneous_layers
 from dyngraph.nas.space import (
     ACTIVATIONS,
@@ -69,5 +69,6 @@ __all__ = [
     "TrialLog",
     "search",
     "retrain",
+    "select_final",
     "SearchResult",
 ]

@@ -46,6 +46,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None,
                    help="trials evaluated together (default: 1 local, --num-cpus on ray)")
     p.add_argument("--retrain-seeds", type=int, default=10)
+    p.add_argument("--select-top", type=int, default=1,
+                   help="pick the final architecture among this many best distinct ones by "
+                        "mean validation accuracy over --select-seeds retrains (1: the single "
+                        "best search trial)")
+    p.add_argument("--select-seeds", type=int, default=3)
     p.add_argument("--report", default=None, help="write a JSON report here")
     p.add_argument("--plot", default=None, help="save best-validation-vs-trials plot here")
     p.add_argument("--quiet", action="store_true")
@@ -96,7 +101,7 @@ def plot_curves(
 
 def run(args: argparse.Namespace) -> int:
     from dyngraph.nas.runners import InProcessRunner, RayRunner
-    from dyngraph.nas.search import retrain, search
+    from dyngraph.nas.search import retrain, search, select_final
 
     if args.trials < 1:
         raise ConfigError("--trials must be >= 1")
@@ -115,8 +120,15 @@ def run(args: argparse.Namespace) -> int:
         runner.close()
     report = result.to_dict()
     best = result.best
-    print(f"best architecture after {len(result.trials)} trials "
-          f"(validation accuracy {result.best_reward:.4f}):")
+    if args.select_top > 1 and getattr(objective, "supports_sharing", False):
+        best, cands = select_final(space, result, objective, top_k=args.select_top,
+                                   seeds=args.select_seeds)
+        report["final_selection"] = cands
+        report["best"] = best.to_dict()
+    how = (f"best mean validation accuracy of the top {args.select_top} over "
+           f"{args.select_seeds} retrains" if "final_selection" in report
+           else f"validation accuracy {result.best_reward:.4f}")
+    print(f"best architecture after {len(result.trials)} trials ({how}):")
     print(space.describe(best))
     if result.replayed:
         print(f"(resumed: {result.replayed} trials replayed from {args.log})")

@@ -56,6 +56,22 @@ class SearchResult:
         """Record of the best (by reward) trial among the first ``n``."""
         return self.trials[self._best_index(n)]
 
+    def top(self, k: int, n: int | None = None) -> list[dict[str, Any]]:
+        """Records of the ``k`` best distinct architectures among the first ``n`` trials, by
+        reward (earliest first on ties)."""
+        recs = self.trials[: n if n is not None else len(self.trials)]
+        order = sorted(range(len(recs)), key=lambda i: (-recs[i]["reward"], i))
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for i in order:
+            key = Architecture.from_dict(recs[i]["arch"]).key
+            if key not in seen:
+                seen.add(key)
+                out.append(recs[i])
+            if len(out) == k:
+                break
+        return out
+
     def curve(self) -> list[float]:
         """Best reward so far after each trial."""
         out, best = [], -math.inf
@@ -295,3 +311,41 @@ def retrain(
         "test": tests,
         "val": vals,
     }
+
+
+def select_final(
+    space: SearchSpace,
+    result: SearchResult,
+    objective: Callable[..., Any],
+    top_k: int = 5,
+    seeds: int = 3,
+    n: int | None = None,
+    retrain_fn: Callable[..., dict[str, Any]] | None = None,
+) -> tuple[Architecture, list[dict[str, Any]]]:
+    """Pick the final architecture among the search's ``top_k`` by repeated validation.
+
+    One search trial is one noisy training run, so the single highest reward is biased
+    upwards (the winner's curse; on Cora's 500 validation nodes many architectures tie). The
+    ``top_k`` distinct architectures of the first ``n`` trials are retrained from scratch with
+    ``seeds`` seeds and the one with the best mean **validation** accuracy wins (test
+    accuracy is never looked at).
+
+    Args:
+        retrain_fn: ``(space, arch, objective, seeds) -> retrain stats``; defaults to
+            :func:`retrain` (pass a caching wrapper to reuse earlier retrains).
+
+    Returns:
+        The chosen architecture and the candidates' retrain stats, best first.
+    """
+    if top_k < 1 or seeds < 1:
+        raise ConfigError(f"top_k and seeds must be >= 1, got {top_k} and {seeds}")
+    fn = retrain_fn or (lambda sp, a, obj, s: retrain(sp, a, obj, seeds=s))
+    stats = []
+    for rec in result.top(top_k, n):
+        arch = Architecture.from_dict(rec["arch"])
+        rt = dict(fn(space, arch, objective, seeds))
+        rt["search_reward"] = float(rec["reward"])
+        rt["trial"] = rec["trial"]
+        stats.append((arch, rt))
+    stats.sort(key=lambda ar: (-ar[1]["val_mean"], ar[1]["trial"]))
+    return stats[0][0], [rt for _, rt in stats]
