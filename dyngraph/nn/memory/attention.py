@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["dense_attention"]
+__all__ = ["dense_attention", "slot_attention", "slot_time_data"]
 
 
 class _DenseAttention(torch.autograd.Function):
@@ -94,3 +94,106 @@ def dense_attention(q_g: Tensor, q_d: Tensor, y_g: Tensor, y_d: Tensor, mask: Te
     """
     return _DenseAttention.apply(q_g.contiguous(), q_d.contiguous(), y_g.contiguous(),
                                  y_d.to(y_g.dtype).contiguous(), mask, drop, float(scale))
+
+
+# ------------------------------------------------------------------ fused native path
+def _native_slot_attention_ok() -> bool:
+    """Whether the fused kernel (``kernels/tgn_attention.cpp``) may be used: the native
+    extension loads, contains it, and the ops backend is not forced to another backend."""
+    from dyngraph.ops import _native
+    from dyngraph.ops.backend import get_backend
+
+    if get_backend() not in ("auto", "native") or _native.unavailable_reason() is not None:
+        return False
+    return hasattr(torch.ops.dyngraph, "tgn_slot_attention")
+
+
+class _SlotAttention(torch.autograd.Function):
+    # the native kernel rebuilds each query's slot block y = [mem[index] | feat | phi | 1] in
+    # cache (forward and backward), so neither the [q, k, D] gather nor the [q, k, T] cosine
+    # block is stored; the memory gradient is scattered straight into [n, D]
+    @staticmethod
+    def forward(ctx, qv, mem, index, feat, dt, w, b, mask, drop, qrow, scale):
+        # keep the slot data (cosines) for the backward when one will run
+        save = torch.is_grad_enabled() and (qv.requires_grad or mem.requires_grad)
+        out, alpha, slots = torch.ops.dyngraph.tgn_slot_attention(
+            qv, mem, index, feat, dt, w, b, mask, drop, qrow, scale, save)
+        ctx.save_for_backward(qv, mem, index, feat, dt, w, b, mask, drop, qrow, alpha, slots)
+        ctx.scale = scale
+        ctx.mark_non_differentiable(alpha)
+        return out, alpha
+
+    @staticmethod
+    def backward(ctx, g_out, _g_alpha):
+        qv, mem, index, feat, dt, w, b, mask, drop, qrow, alpha, slots = ctx.saved_tensors
+        need_q, need_mem = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if g_out is None:
+            g_out = qv.new_zeros(qv.size(0), index.size(0), qv.size(2))
+        g_q, g_mem = torch.ops.dyngraph.tgn_slot_attention_backward(
+            g_out, qv, mem, index, feat, dt, w, b, mask, drop, qrow, alpha, slots, ctx.scale,
+            need_q, need_mem)
+        return (g_q if need_q else None, g_mem if need_mem else None) + (None,) * 9
+
+
+def slot_time_data(feat: Tensor, dt: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``[q, k, F + T + 1]`` slot data ``[feat | cos(dt w + b) | 1]`` (PyTorch, differentiable in
+    ``weight``, ``bias`` and ``feat``)."""
+    phi = torch.cos(dt.to(weight.dtype).unsqueeze(-1) * weight + bias)
+    return torch.cat([feat.to(weight.dtype), phi, phi.new_ones(*phi.shape[:-1], 1)], dim=-1)
+
+
+def slot_attention(qv: Tensor, mem: Tensor, index: Tensor, feat: Tensor, dt: Tensor,
+                   weight: Tensor, bias: Tensor, mask: Tensor, drop: Tensor | None = None,
+                   scale: float = 1.0, query_row: Tensor | None = None,
+                   native: bool | None = None) -> tuple[Tensor, Tensor]:
+    r"""Masked multi-head attention over slot inputs built from their parts: slot ``j`` of query
+    ``i`` is :math:`y_{ij} = [\mathrm{mem}_{\mathrm{index}_{ij}} \| e_{ij} \|
+    \cos(\Delta t_{ij} w + b) \| 1]` (width ``E = D + F + T + 1``) and
+
+    .. math::
+        a_{i\cdot h} = \mathrm{softmax}_j(\tau\, y_{ij} \cdot c_{hi}) \text{ (real slots)},
+        \quad o_{hi} = \textstyle\sum_j \delta_{ijh} a_{ijh} y_{ij}.
+
+    The native kernel (``kernels/tgn_attention.cpp``, used when the extension is available,
+    ``weight``/``bias``/``feat`` need no gradient and ``native`` is not ``False``) fuses the
+    gather, the cosine time encoding and the attention, forward and backward; otherwise the
+    slot block is materialised and :func:`dense_attention` runs. Layouts are head-major, as
+    the per-head projections around it produce and consume them.
+
+    Args:
+        qv: ``[h, u, E]`` per-head queries in slot space, one row per query (``u = q``) or,
+            with ``query_row``, per distinct query node.
+        mem: ``[n, D]`` node memories (differentiable); index: ``[q, k]`` rows of ``mem``.
+        feat: ``[q, k, F]`` event features (``F`` may be 0); dt: ``[q, k]`` time differences.
+        weight, bias: ``[T]`` time-encoding frequencies and phases.
+        mask, drop, scale: as in :func:`dense_attention`.
+        query_row: ``[q]`` row of ``qv`` used by each query (``None``: row ``i``).
+        native: force (``True``) or forbid (``False``) the kernel; ``None`` picks.
+
+    Returns:
+        ``(out [h, q, E], alpha [q, k, h])``; ``alpha`` is not differentiable.
+    """
+    dtype = qv.dtype
+    if native is None:
+        native = (not (weight.requires_grad or bias.requires_grad or feat.requires_grad)
+                  and _native_slot_attention_ok())
+    if native:
+        if not _native_slot_attention_ok():
+            from dyngraph.ops import _native
+
+            _native.load()  # raises BackendError with the reason
+        return _SlotAttention.apply(
+            qv.contiguous(), mem.contiguous(), index.contiguous(), feat.to(dtype).contiguous(),
+            dt.to(dtype).contiguous(), weight.detach().to(dtype), bias.detach().to(dtype),
+            mask.contiguous(), None if drop is None else drop.to(dtype).contiguous(),
+            None if query_row is None else query_row.contiguous(), float(scale))
+    d_mem = mem.size(1)
+    q = qv.transpose(0, 1)  # [u, h, E]
+    if query_row is not None:
+        q = q[query_row]
+    q_n, k = index.shape
+    y_g = mem.index_select(0, index.reshape(-1)).view(q_n, k, -1)
+    out_g, out_d, alpha = dense_attention(q[..., :d_mem], q[..., d_mem:], y_g,
+                                          slot_time_data(feat, dt, weight, bias), mask, drop,
+                                          scale)
+    return torch.cat([out_g, out_d], dim=-1).transpose(0, 1), alpha

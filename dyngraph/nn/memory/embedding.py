@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from dyngraph.nn.memory.attention import dense_attention
+from dyngraph.nn.memory.attention import slot_attention
 from dyngraph.nn.memory.time_encoding import TimeEncoder
 
 __all__ = [
@@ -119,12 +119,15 @@ class GraphAttentionEmbedding(nn.Module):
     Computation: keys and values are affine in the slot input
     :math:`y_{ij} = [s_j \| e_{ij} \| \phi(t - t_{ij}) \| 1]`, so the query is mapped into
     slot space once (:math:`W_{key}^\top q_i`) and the values are projected after the weighted
-    sum (:math:`W_{val} \sum_j a_{ij} y_{ij}`): per slot only :math:`y_{ij}` is touched, by
-    :func:`~dyngraph.nn.memory.attention.dense_attention` (three contiguous batched matmuls
-    forward, four backward, hand-written). With ``NeighborContext.query_index`` the query
-    projections and the memory half of the merge MLP run once per distinct node;
-    ``lin_o`` is folded into ``merge1``; a frozen time encoding is written straight into the
-    slot block and gets no gradient.
+    sum (:math:`W_{val} \sum_j a_{ij} y_{ij}`): per slot only :math:`y_{ij}` is touched. With
+    a frozen time encoding (the default) :func:`~dyngraph.nn.memory.attention.slot_attention`
+    does this in one native kernel that builds each query's slots (memory gather, cosine
+    encoding) in cache and scatters the memory gradient back, forward and backward; a trained
+    encoding materialises the slot block for
+    :func:`~dyngraph.nn.memory.attention.dense_attention` (contiguous batched matmuls,
+    hand-written backward). With ``NeighborContext.query_index`` the query projections and
+    the memory half of the merge MLP run once per distinct node; ``lin_o`` is folded into
+    ``merge1``.
 
     Args:
         memory_dim: ``D``; time_enc: shared :class:`TimeEncoder`; feat_dim: ``F``;
@@ -155,26 +158,19 @@ class GraphAttentionEmbedding(nn.Module):
                     self.merge2):
             lin.reset_parameters()
 
-    def _slot_data(self, feat: Tensor, dt: Tensor) -> Tensor:
-        """``[q, k, F + T + 1]`` slot columns ``[e_j | phi(dt_j) | 1]``."""
-        enc = self.time_enc
-        if torch.is_grad_enabled() and (enc.weight.requires_grad or enc.bias.requires_grad):
-            ones = feat.new_ones(*feat.shape[:-1], 1)
-            return torch.cat([feat, enc(dt), ones], dim=-1)
-        # frozen encoding: write cos(dt w + b) straight into its columns (no concatenation)
-        f, t_dim = feat.size(-1), enc.dim
-        out = feat.new_empty(*feat.shape[:-1], f + t_dim + 1)
-        out[..., :f] = feat
-        phi = out[..., f:f + t_dim]
-        torch.mul(dt.to(enc.weight.dtype).unsqueeze(-1), enc.weight.detach(), out=phi)
-        if enc.learnable:
-            phi.add_(enc.bias.detach())
-        phi.cos_()
-        out[..., -1] = 1.0
-        return out
-
     def forward(self, mem: Tensor, dt: Tensor, nbr: NeighborContext | None = None) -> Tensor:
         """``mem``: ``[q, D]`` query-node memory; ``nbr``: neighbour blocks -> ``[q, out]``."""
+        return self.merge2(self.hidden(mem, dt, nbr))
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The final affine map: ``forward = output_layer(hidden(...))`` (a consumer that
+        applies its own linear map next can fold the two, see
+        :meth:`LinkDecoder.score_candidates`)."""
+        return self.merge2
+
+    def hidden(self, mem: Tensor, dt: Tensor, nbr: NeighborContext | None = None) -> Tensor:
+        """The embedding before :attr:`output_layer`: ``ReLU(merge1(s || h~))`` ``[q, out]``."""
         if nbr is None:
             raise ValueError("GraphAttentionEmbedding needs a NeighborContext")
         q_n, k = nbr.mask.shape
@@ -185,48 +181,66 @@ class GraphAttentionEmbedding(nn.Module):
         # times per batch, e.g. as source and as negative) and gathered
         inv = None
         if nbr.query_index is not None:
-            uq, inv = torch.unique(nbr.query_index, return_inverse=True)
+            # distinct rows and inverse by a bitmap over node_mem's rows (cheaper than a sort)
+            mark = torch.zeros(nbr.node_mem.size(0), dtype=torch.bool, device=mem.device)
+            mark.index_fill_(0, nbr.query_index, True)
+            uq = mark.nonzero().view(-1)
+            inv = (torch.cumsum(mark, 0) - 1).index_select(0, nbr.query_index)
             mem = nbr.node_mem.index_select(0, uq)
         u_n = mem.size(0)
-        query = self.lin_q(mem).view(u_n, h, d)
+        # merge1(s || W_o a + b_o) = M_s s + (M_a W_o) a + (b_1 + M_a b_o): lin_o folded in;
+        # the node-level maps (lin_q and M_s) run as one matmul
+        d_mem = mem.size(-1)
+        # split (one backward node that concatenates) rather than two slices (each of whose
+        # backward writes into a fresh zero tensor of the full size)
+        m_s, m_a = self.merge1.weight.split([d_mem, hd], dim=1)
+        node_w = torch.cat([self.lin_q.weight, m_s])
+        node_b = torch.cat([self.lin_q.bias, self.merge1.bias + m_a @ self.lin_o.bias])
+        node_out = torch.addmm(node_b, mem, node_w.t())
+        query, h_mem = node_out.split([hd, node_out.size(1) - hd], dim=1)
+        query = query.reshape(u_n, h, d)
         # Keys and values are affine maps of the slot input y_j = [s_j | e_j | phi_j | 1]:
         # K_j = W_key y_j, V_j = W_val y_j (W_e shared, the last column holds the biases).
         # Scores q.K_j = (W_key^T q).y_j and sum_j a_j V_j = W_val sum_j a_j y_j, so per slot
         # only y_j is touched (never a [q, k, h, d] key/value block) and the projections are
-        # thin per-head matmuls on [q, h, *].
+        # thin per-head matmuls, head-major ([h, u, E] in, [h, q, E] out) like the kernel.
         w_kv, b_kv = self.lin_kv.weight, self.lin_kv.bias
         w_e = self.lin_edge.weight.view(h, d, -1)
-        wk_g, wv_g = w_kv[:hd].view(h, d, -1), w_kv[hd:].view(h, d, -1)
-        wk_d = torch.cat([w_e, b_kv[:hd].view(h, d, 1)], dim=-1)
-        wv_d = torch.cat([w_e, b_kv[hd:].view(h, d, 1)], dim=-1)
-        q_t = query.transpose(0, 1)  # [h, u, d]
-        q_g = torch.bmm(q_t, wk_g).transpose(0, 1)  # [u, h, D]
-        q_d = torch.bmm(q_t, wk_d).transpose(0, 1)  # [u, h, F + T + 1]
-        # merge1(s || W_o a + b_o) = M_s s + (M_a W_o) a + (b_1 + M_a b_o): lin_o folded in
-        d_mem = mem.size(-1)
-        m_s, m_a = self.merge1.weight[:, :d_mem], self.merge1.weight[:, d_mem:]
-        h_mem = torch.addmm(self.merge1.bias + m_a @ self.lin_o.bias, mem, m_s.t())
+        wk, wv = w_kv.split(hd)
+        bk, bv = b_kv.split(hd)
+        w_key = torch.cat([wk.view(h, d, -1), w_e, bk.view(h, d, 1)], dim=-1)
+        w_val = torch.cat([wv.view(h, d, -1), w_e, bv.view(h, d, 1)], dim=-1)
+        qv = torch.bmm(query.transpose(0, 1), w_key)  # [h, u, E]
         if inv is not None:
-            q_g, q_d, h_mem = q_g[inv], q_d[inv], h_mem[inv]
-        y_g = nbr.node_mem.index_select(0, nbr.index.reshape(-1)).view(q_n, k, -1)
+            h_mem = h_mem.index_select(0, inv)
+        node_mem = nbr.node_mem
         drop = None
         if self.training and self.dropout.p > 0:
             keep = 1.0 - self.dropout.p
-            drop = torch.empty(q_n, k, h, dtype=y_g.dtype, device=y_g.device)
+            drop = torch.empty(q_n, k, h, dtype=node_mem.dtype, device=node_mem.device)
             drop.bernoulli_(keep).div_(keep)
         feat = nbr.feat
         if feat is None:
-            feat = (nbr.event_feat[nbr.eid.clamp(min=0)].to(y_g.dtype)
+            feat = (nbr.event_feat[nbr.eid.clamp(min=0)].to(node_mem.dtype)
                     if nbr.event_feat is not None and nbr.eid is not None
-                    else y_g.new_zeros(q_n, k, 0))
-        y_d = self._slot_data(feat, nbr.dt)
-        out_g, out_d, _ = dense_attention(q_g, q_d, y_g, y_d, nbr.mask, drop,
-                                          1.0 / math.sqrt(d))
-        att = torch.bmm(out_g.transpose(0, 1), wv_g.transpose(1, 2))  # [h, q, d]
-        att = torch.baddbmm(att, out_d.transpose(0, 1), wv_d.transpose(1, 2))
+                    else node_mem.new_zeros(q_n, k, 0))
+        enc = self.time_enc
+        if torch.is_grad_enabled() and enc.learnable and (enc.weight.requires_grad
+                                                         or enc.bias.requires_grad):
+            # trained encoding: the PyTorch path, so autograd reaches w and b
+            w_t, b_t, native = enc.weight, enc.bias, False
+        else:
+            # frozen encoding (or no gradient): gather, cos(dt w + b) and attention fused in
+            # one native kernel when the extension is built
+            w_t = enc.weight.detach()
+            b_t = enc.bias.detach() if enc.learnable else torch.zeros_like(w_t)
+            native = None
+        out, _ = slot_attention(qv, node_mem, nbr.index, feat, nbr.dt, w_t, b_t, nbr.mask,
+                                drop, 1.0 / math.sqrt(d), query_row=inv, native=native)
+        att = torch.bmm(out, w_val.transpose(1, 2))  # [h, q, d]
         att = att.transpose(0, 1).reshape(q_n, hd)
         h1 = torch.addmm(h_mem, att, (m_a @ self.lin_o.weight).t())
-        return self.merge2(torch.relu(h1))
+        return torch.relu(h1)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(out={self.out_channels}, heads={self.heads}, "
@@ -292,6 +306,30 @@ class LinkDecoder(nn.Module):
     def forward(self, z_src: Tensor, z_dst: Tensor) -> Tensor:
         """``z_src``, ``z_dst``: ``[*, C]`` (broadcastable) -> logits ``[*]``."""
         h = torch.relu(self.lin_src(z_src) + self.lin_dst(z_dst))
+        return self.lin_out(h).squeeze(-1)
+
+    def score_candidates(self, z_src: Tensor, z_cand: Tensor,
+                         pre: nn.Linear | None = None) -> Tensor:
+        """Logits of each source against several candidates: ``z_src`` ``[B, C]``, ``z_cand``
+        ``[J, B, C]`` (e.g. the positive destination and ``K`` negatives) -> ``[J, B]``.
+        Same as ``forward(z_src.unsqueeze(0), z_cand)`` with ``W_s z_src`` computed once and
+        one matmul per layer for all candidates.
+
+        ``pre``: the embedding's last linear layer when ``z_*`` are its inputs (the embedding's
+        :meth:`hidden`); it is folded into ``W_s`` and ``W_d``
+        (:math:`W_s (W_p x + b_p) + b_s = (W_s W_p) x + (W_s b_p + b_s)`), which saves its
+        own pass over all ``(J + 1) B`` rows."""
+        w_s, b_s, w_d, b_d = (self.lin_src.weight, self.lin_src.bias, self.lin_dst.weight,
+                              self.lin_dst.bias)
+        if pre is not None:
+            w_p, b_p = pre.weight, pre.bias
+            b_s = b_s if b_p is None else torch.addmv(b_s, w_s, b_p)
+            b_d = b_d if b_p is None else torch.addmv(b_d, w_d, b_p)
+            w_s, w_d = w_s @ w_p, w_d @ w_p
+        hs = torch.addmm(b_s, z_src, w_s.t())
+        j, b, c = z_cand.shape
+        h = torch.addmm(b_d, z_cand.reshape(j * b, c), w_d.t())
+        h = torch.relu(h.view(j, b, -1) + hs)
         return self.lin_out(h).squeeze(-1)
 
     def __repr__(self) -> str:

@@ -67,8 +67,8 @@ class MemoryState(nn.Module):
 
     def write(self, n_id: Tensor, memory: Tensor, last_update: Tensor) -> None:
         """Persist new memory (detached) for nodes ``n_id``."""
-        self.memory[n_id] = memory.detach()
-        self.last_update[n_id] = last_update
+        self.memory.index_copy_(0, n_id, memory.detach().to(self.memory.dtype))
+        self.last_update.index_copy_(0, n_id, last_update.to(self.last_update.dtype))
 
     def extra_repr(self) -> str:
         return f"num_nodes={self.num_nodes}, dim={self.dim}"
@@ -171,11 +171,14 @@ class MessageStore(NodeBuffers):
         feat: Tensor | None = None,
         mem_a: Tensor | None = None,
         mem_b: Tensor | None = None,
+        memory: Tensor | None = None,
     ) -> None:
         """Append messages (given in chronological order) to the receivers' buffers.
 
         ``node``, ``other``, ``role``: ``[E]``; ``t``: ``[E]``; ``feat``: ``[E, F]``;
-        ``mem_a``/``mem_b``: ``[E, D]`` memory snapshots (stored detached).
+        ``mem_a``/``mem_b``: ``[E, D]`` memory snapshots (stored detached). Instead of them,
+        ``memory`` ``[N, D]`` (the memory table now) means ``mem_a = memory[node]`` and
+        ``mem_b = memory[other]``, read only for the messages that are kept.
         When a node receives more than ``size`` messages at once only its ``size`` latest
         are kept, so every write position is unique (no scatter races).
         """
@@ -188,6 +191,11 @@ class MessageStore(NodeBuffers):
                 f"{tuple(feat.shape)}; build the model with the stream's msg_dim"
             )
         m = self.size
+        if m == 1:
+            self._push_last(node, other, t, role, feat, mem_a, mem_b, memory)
+            return
+        if memory is not None:
+            mem_a, mem_b = memory.index_select(0, node), memory.index_select(0, other)
         node_s, perm = torch.sort(node, stable=True)
         uniq, counts = torch.unique_consecutive(node_s, return_counts=True)
         ends = torch.cumsum(counts, 0)
@@ -209,9 +217,52 @@ class MessageStore(NodeBuffers):
         self.count[uniq] = torch.clamp(self.count[uniq] + counts, max=m)
         self.num_pending[uniq] = torch.clamp(self.num_pending[uniq] + counts, max=m)
 
+    def _push_last(self, node: Tensor, other: Tensor, t: Tensor, role: Tensor,
+                   feat: Tensor | None, mem_a: Tensor | None, mem_b: Tensor | None,
+                   memory: Tensor | None) -> None:
+        # one slot per node: only each receiver's last message of the batch is written (found
+        # with one scatter-max of positions instead of a sort); head stays 0
+        e = node.numel()
+        pos = torch.arange(e, device=node.device)
+        last = torch.full((self.num_nodes,), -1, dtype=torch.long, device=node.device)
+        last.scatter_reduce_(0, node, pos, reduce="amax")
+        sel = (last.index_select(0, node) == pos).nonzero().view(-1)
+        dst = node.index_select(0, sel)  # distinct receivers
+
+        def write(buf: Tensor, val: Tensor) -> None:
+            buf.view(buf.size(0), -1).index_copy_(
+                0, dst, val.index_select(0, sel).detach().to(buf.dtype).view(dst.numel(), -1))
+
+        write(self.other, other)
+        write(self.t, t)
+        write(self.role, role)
+        if self.feat_dim and feat is not None:
+            write(self.feat, feat)
+        if self.memory_dim and memory is not None:
+            for buf, ids in ((self.mem_a, dst), (self.mem_b, other.index_select(0, sel))):
+                buf.view(buf.size(0), -1).index_copy_(
+                    0, dst, memory.index_select(0, ids).detach().to(buf.dtype))
+        if self.memory_dim and mem_a is not None:
+            write(self.mem_a, mem_a)
+        if self.memory_dim and mem_b is not None:
+            write(self.mem_b, mem_b)
+        self.count.index_fill_(0, dst, 1)
+        self.num_pending.index_fill_(0, dst, 1)
+
     def read(self, n_id: Tensor) -> MessageBlock:
         """Messages of nodes ``n_id`` as dense ``[n, size]`` blocks."""
         m = self.size
+        if m == 1:
+            def take(buf: Tensor) -> Tensor:
+                return buf.index_select(0, n_id)
+
+            return MessageBlock(
+                other=take(self.other), t=take(self.t), role=take(self.role),
+                feat=take(self.feat), mem_a=take(self.mem_a), mem_b=take(self.mem_b),
+                valid=(take(self.count) > 0).unsqueeze(1),
+                pending=(take(self.num_pending) > 0).unsqueeze(1),
+                newest=n_id.new_zeros(n_id.shape),
+            )
         head = self.head[n_id]
         slots = torch.arange(m, device=n_id.device)
         age = (head.unsqueeze(1) - 1 - slots) % m  # 0 = newest
