@@ -184,6 +184,7 @@ def main() -> None:
             runs.append(bench(ema, a.ema_scenarios, max(4, a.singles // 3), gap, a.chunk,
                               a.repeat, jobs))
     result = {
+        "machine": f"{os.cpu_count()}-core {platform.machine()} CPU, no GPU, shared/loaded",
         "benchmark": "batched UE scenario generation vs one-by-one solve_ue",
         "command": "OMP_NUM_THREADS=1 .venv/bin/python " + " ".join(sys.argv),
         "aon_backend": backend,

@@ -252,7 +252,8 @@ def _native_or_skip():
 
 
 @pytest.mark.parametrize("backend,algo", [("native", "dijkstra"), ("native", "floyd"),
-                                          ("native", "auto"), ("numpy", "auto")])
+                                          ("native", "sweep"), ("native", "auto"),
+                                          ("numpy", "auto")])
 @pytest.mark.parametrize("seed,first_thru", [(3, 1), (4, 7)])
 def test_routing_graph_aon_backends_match_networkx(backend, algo, seed, first_thru):
     from dyngraph.traffic.paths import ODPairs
@@ -302,7 +303,7 @@ def test_native_aon_parallel_links_and_bad_costs():
     costs = np.random.default_rng(0).uniform(1, 20, (4, net.num_links))
     od = ODPairs(net.demand)
     b, cb = g.aon(costs, od, need_cost=True, backend="numpy")
-    for algo in ("dijkstra", "floyd"):
+    for algo in ("dijkstra", "floyd", "sweep"):
         a, ca = g.aon(costs, od, need_cost=True, backend="native", algorithm=algo)
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(ca, cb, rtol=1e-12)

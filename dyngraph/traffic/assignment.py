@@ -30,7 +30,13 @@ import numpy as np
 from dyngraph.errors import ConfigError, ConvergenceError, ShapeError
 from dyngraph.traffic.costs import BPR
 from dyngraph.traffic.network import TrafficNetwork
-from dyngraph.traffic.paths import ODPairs, RoutingGraph, aon_backend, check_od_reachable
+from dyngraph.traffic.paths import (
+    ODPairs,
+    RoutingGraph,
+    aon_backend,
+    check_od_reachable,
+    native_poly_root,
+)
 
 __all__ = ["ConvergenceReport", "UEResult", "BatchResult", "solve_ue", "solve_ue_batch",
            "METHODS"]
@@ -159,6 +165,10 @@ def _poly_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray) -
     tau = np.ones(s_count)
     todo = g1 > 0  # otherwise Beckmann still decreases at tau = 1: take the full step
     if not todo.any():
+        return tau
+    root = native_poly_root()
+    if root is not None:  # every row in C++, bit-identical to _poly_root (S = 1 or a batch)
+        tau[todo] = root(coef[todo], g1[todo])
         return tau
     if s_count <= _SCALAR_ROWS:
         # A handful of rows (single solves): numpy's per-call overhead on (S,) arrays would

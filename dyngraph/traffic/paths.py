@@ -8,11 +8,11 @@ centroid, and one :func:`scipy.sparse.csgraph.dijkstra` call handles all origins
 
 Two AON back ends compute the same assignment (:meth:`RoutingGraph.aon`):
 
-* ``native`` — ``torch.ops.dyngraph.traffic_aon`` from ``kernels/traffic.cpp``, per scenario
-  either one heap Dijkstra per origin with one reverse pass over the settle order that pushes
-  each subtree's demand onto the link into it, or (small zone-dense networks) an all-pairs
-  Floyd–Warshall whose min-plus updates vectorise, with each OD path walked back through the
-  last-link matrix. Used when the shared extension builds.
+* ``native`` — ``torch.ops.dyngraph.traffic_aon`` from ``kernels/traffic.cpp``. By default
+  ("sweep") per origin label-correcting sweeps over the links in a fixed, network-only order
+  (:meth:`RoutingGraph.sweep_plan`) with 8 scenarios in the SIMD lanes, then one reverse pass
+  over that order pushing each subtree's demand onto its tree link; alternatively one heap
+  Dijkstra per origin, or an all-pairs Floyd–Warshall. Used when the shared extension builds.
 * ``numpy`` — :func:`scipy.sparse.csgraph.dijkstra` (scenarios stacked block-diagonally) and a
   walk of every OD path back to its origin through the predecessor array, one tree level per
   step for all OD pairs (and scenarios) at once, summing demands per link with a single
@@ -33,10 +33,14 @@ from scipy.sparse.csgraph import dijkstra
 from dyngraph.errors import BackendError, ConfigError, DataError, ShapeError
 from dyngraph.traffic.network import TrafficNetwork
 
-__all__ = ["RoutingGraph", "all_or_nothing", "shortest_path_costs", "aon_backend"]
+__all__ = ["RoutingGraph", "all_or_nothing", "shortest_path_costs", "aon_backend",
+           "native_poly_root"]
 
 BACKEND_ENV = "DYNGRAPH_TRAFFIC_BACKEND"
-_ALGOS = {"auto": 0, "dijkstra": 1, "floyd": 2}
+_ALGOS = {"auto": 0, "dijkstra": 1, "floyd": 2, "sweep": 3}
+# The sweep plan holds about (zones x links) int32 triples; above this many the auto mode
+# falls back to Floyd-Warshall / Dijkstra rather than hold a large plan in memory.
+_SWEEP_MAX_ENTRIES = 4_000_000
 _native_state: dict[str, object] = {}
 
 
@@ -75,6 +79,25 @@ def aon_backend(name: str | None = None) -> str:
     return "native"
 
 
+def native_poly_root():
+    """``f(coef (S, p + 1), g1 (S,)) -> tau (S,)``: the native twin of the UE line search's
+    scalar root finder (``assignment._poly_root``, bit-identical steps), or None when the
+    native back end is not in use (see :func:`aon_backend`)."""
+    if aon_backend() != "native":
+        return None
+    import torch
+
+    op = getattr(torch.ops.dyngraph, "traffic_poly_root", None)
+    if op is None:  # pragma: no cover - an extension built from an older traffic.cpp
+        return None
+
+    def root(coef: np.ndarray, g1: np.ndarray) -> np.ndarray:
+        return op(torch.from_numpy(np.ascontiguousarray(coef, dtype=np.float64)),
+                  torch.from_numpy(np.ascontiguousarray(g1, dtype=np.float64))).numpy()
+
+    return root
+
+
 class RoutingGraph:
     """Routing structure of a :class:`TrafficNetwork`, built once, reused every iteration.
 
@@ -101,6 +124,7 @@ class RoutingGraph:
         head = network.term.copy()
         self._tail, self._head = tail.astype(np.int64), head.astype(np.int64)
         self._native_args = None
+        self._plan = None
         self.sources = np.arange(z)
         self.sources[:n_blocked] += n
         keys = tail * self.n_route + head
@@ -226,10 +250,12 @@ class RoutingGraph:
             od: the OD pairs and their demands ``(S, P)`` (or ``(1, P)`` shared).
             need_cost: also return the shortest-path cost of every OD pair.
             backend: see :func:`aon_backend`.
-            algorithm: native back end only: ``"dijkstra"`` (one heap Dijkstra per origin),
-                ``"floyd"`` (all-pairs Floyd–Warshall, vectorised; wins on small zone-dense
-                networks such as Sioux Falls and Eastern Massachusetts) or ``"auto"`` (by an
-                operation count: ``R^3`` against ``Z (E + R) log R``).
+            algorithm: native back end only: ``"sweep"`` (per origin, label-correcting
+                sweeps over the links in free-flow distance order, vectorised across
+                scenarios; see :meth:`sweep_plan`), ``"dijkstra"`` (one heap Dijkstra per
+                origin), ``"floyd"`` (all-pairs Floyd–Warshall) or ``"auto"`` (``"sweep"``
+                unless its plan would exceed ``4e6`` entries, else Floyd–Warshall or
+                Dijkstra by an operation count, ``R^3`` against ``Z (E + R) log R``).
 
         Returns:
             ``flows`` ``(S, E)`` and ``od_cost`` ``(S, P)`` (``inf`` when there is no path)
@@ -260,7 +286,94 @@ class RoutingGraph:
                 od_cost[sl] = dist[:, od.orig, od.dest]
         return flows, od_cost
 
-    def _aon_native(self, c: np.ndarray, od: ODPairs, need_cost: bool, algo: int = 0):
+    def order_costs(self, iterations: int = 8) -> np.ndarray:
+        """Link costs that set the sweep order: BPR times after ``iterations`` method-of-
+        successive-averages steps on the network's own demand and capacity -- a rough,
+        deterministic picture of congestion. Solver iterates sit near equilibrium, where
+        free-flow order is a poor guide on congested networks (Sioux Falls: 1.3 re-sweeps
+        per origin and a third of the loads carried past misplaced nodes at free-flow order).
+        Any order gives exact results; this one only makes re-sweeps rarer.
+        """
+        from dyngraph.traffic.costs import BPR
+
+        net = self.network
+        t0 = np.asarray(net.free_flow_time, dtype=np.float64)
+        od = ODPairs(net.demand)
+        if od.orig.size == 0 or iterations < 1:
+            return t0
+        bpr = BPR(t0, net.capacity, net.b, net.power)
+        native = aon_backend() == "native"
+
+        def aon(t: np.ndarray) -> np.ndarray:  # never the sweep: its plan is being built
+            c = np.ascontiguousarray(t, dtype=np.float64)
+            return (self._aon_native(c, od, False, 0, use_plan=False) if native
+                    else self.aon(c, od, backend="numpy"))[0]
+
+        x = aon(t0[None])
+        for k in range(1, iterations):
+            x += (aon(bpr.time(x)) - x) / (k + 1)
+        return bpr.time(x)[0]
+
+    def sweep_plan(self):
+        """The fixed relaxation order of the native ``"sweep"`` AON, built once per graph.
+
+        For every origin zone ``z``: ``order[z]`` lists the routing nodes by distance from
+        ``z``'s source node under :meth:`order_costs` (the source first, then ties by node id,
+        unreachable nodes last), and its slice of ``sweep`` lists the links whose tail is
+        reachable, as ``(tail, head, link)`` columns: first the forward links (head after tail
+        in ``order[z]``) by tail position (then link id), then the backward ones likewise, with
+        ``link`` stored as ``~link`` (negative) when backward. The kernel relaxes the forward
+        links in one pass, checks the backward ones, and re-sweeps the out-links of nodes a
+        backward link improved. The plan depends only on the network, never on a scenario, so a
+        scenario gets the same trees (and equal-cost tie breaks) alone or in any batch.
+
+        Returns:
+            ``[sweep (3, N) int32, sweep_ptr (Z + 1,) int64, order (Z, R) int32, position
+            (Z, R) int32, segment (Z, 2, R + 1) int32]`` as torch tensors: ``position`` inverts
+            ``order`` row by row and ``segment[z, 0 | 1, i]`` is where the forward | backward
+            entries of the node at position ``i`` start in ``z``'s slice of ``sweep`` (for
+            re-sweeping single nodes).
+        """
+        if self._plan is None:
+            import torch
+
+            nr, z = self.n_route, self.num_zones
+            tail, head = self._tail, self._head
+            _, data = self._pos_to_link(self.order_costs()[None])
+            self._csr.data = data[0]
+            d0 = np.atleast_2d(dijkstra(self._csr, directed=True, indices=self.sources))
+            key = d0.copy()
+            key[np.arange(z), self.sources] = -1.0  # the source first, even with 0-cost links
+            order = np.lexsort((np.broadcast_to(np.arange(nr), key.shape), key), axis=-1)
+            pos = np.empty_like(order)
+            np.put_along_axis(pos, order, np.arange(nr)[None, :], axis=-1)
+            e = self.num_links
+            pos_t, pos_h = pos[:, tail], pos[:, head]  # (Z, E)
+            reach = np.isfinite(d0[:, tail])
+            back = pos_h <= pos_t
+            # sort key: forward links first, then backward ones, each by tail position, then
+            # link id; links with unreachable tails sorted last and dropped
+            k = (np.where(reach, back * nr + pos_t, 2 * nr) * e + np.arange(e)[None, :])
+            idx = np.argsort(k, axis=1, kind="stable")
+            keep = np.take_along_axis(reach, idx, axis=1)
+            rows = np.broadcast_to(np.arange(z)[:, None], idx.shape)[keep]
+            links = idx[keep]
+            bk = back[rows, links]
+            plan = np.stack([tail[links], head[links], np.where(bk, ~links, links)])
+            ptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+            # segment[z, 0 | 1, i]: first forward | backward entry (within z's slice) of the
+            # node at position i; forward entries fill [0, segment[z, 0, R]), backward follow
+            per_pos = np.zeros((z, 2, nr), dtype=np.int64)
+            np.add.at(per_pos, (rows, bk.astype(np.int64), pos_t[rows, links]), 1)
+            seg = np.concatenate([np.zeros((z, 2, 1), np.int64), np.cumsum(per_pos, axis=2)], 2)
+            seg[:, 1] += seg[:, 0, -1:]
+            self._plan = [torch.from_numpy(np.ascontiguousarray(a, dtype=dt))
+                          for a, dt in ((plan, np.int32), (ptr, np.int64), (order, np.int32),
+                                        (pos, np.int32), (seg, np.int32))]
+        return self._plan
+
+    def _aon_native(self, c: np.ndarray, od: ODPairs, need_cost: bool, algo: int = 0,
+                    use_plan: bool = True):
         import torch
 
         if self._native_args is None:
@@ -280,14 +393,19 @@ class RoutingGraph:
         vals = vals if vals.flags.writeable else vals.copy()
         if vals.shape[0] not in (1, c.shape[0]):
             raise ShapeError(f"demand has {vals.shape[0]} scenarios, cost has {c.shape[0]}")
+        plan = []
+        if algo == 3 or (algo == 0 and use_plan
+                         and self.num_zones * self.num_links <= _SWEEP_MAX_ENTRIES):
+            plan = self.sweep_plan()
         flows, odc = torch.ops.dyngraph.traffic_aon(
             torch.from_numpy(c), *self._native_args, od_ptr, od_dest, torch.from_numpy(vals),
-            need_cost, algo)
+            need_cost, algo, plan)
         return flows.numpy(), (odc.numpy() if need_cost else None)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_native_args"] = None  # rebuilt lazily (torch tensors stay in-process)
+        state["_plan"] = None
         return state
 
     def lookup_positions(self, tail: np.ndarray, head: np.ndarray) -> np.ndarray:
