@@ -66,7 +66,10 @@ def test_budgets_and_exact_verification(problem, net, graph):
     np.testing.assert_allclose(rec.exact_ttt, problem.evaluate_exact(rec.designs, graph=graph),
                                rtol=1e-9)
     fit = problem.fitness(rec.exact_ttt, rec.designs)
-    assert np.all(np.diff(fit) >= 0)  # sorted by exact fitness
+    ok = rec.feasible
+    assert np.all(ok[:-1] >= ok[1:])  # feasible designs first ...
+    for grp in (ok, ~ok):  # ... each group sorted by exact fitness
+        assert np.all(np.diff(fit[grp]) >= 0)
     assert rec.feasible.tolist() == problem.feasible(rec.designs).tolist()
     rec2 = opt.recommend(top_k=4, verify=True)
     new = {r.tobytes() for r in rec2.designs} - {r.tobytes() for r in rec.designs}
@@ -147,3 +150,19 @@ def test_local_search_reaches_a_neighbourhood_minimum(problem, net):
     # no neighbour is better on the surrogate's fitness
     assert opt.score(nb).min() >= opt.ga.fitness[0]
     assert opt.ga.fitness[0] == opt.score(best[None])[0]
+
+
+def test_recommendations_respect_the_budget_before_the_penalty(net, graph):
+    # no penalty: over-budget designs (more lanes, less travel time) win the search's fitness
+    free = NetworkDesignProblem(net, candidates=[(6, 8), (8, 6), (10, 16), (16, 10), (13, 24)],
+                                budget=0.4, penalty=0.0)
+    opt = SurrogateOptimizer(free, _surrogate(net), SearchBudget(generations=3),
+                             population=16, seed=0, graph=graph)
+    opt.run()
+    rec = opt.recommend(top_k=32, verify=True)
+    assert rec.feasible.any() and not rec.feasible.all()
+    fit = free.fitness(rec.exact_ttt, rec.designs)
+    assert fit[~rec.feasible].min() < fit[rec.feasible].min()  # penalty alone would invert
+    k = int(rec.feasible.sum())
+    assert rec.feasible[:k].all() and not rec.feasible[k:].any()
+    assert rec.best.tolist() == rec.designs[0].tolist() and free.feasible(rec.best)[0]

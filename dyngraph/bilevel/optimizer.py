@@ -394,7 +394,8 @@ class SurrogateOptimizer:
         values are comparable)
         plus the ``top_k`` best designs already solved exactly during the search (free).
         With ``verify`` the unsolved ones are solved (batched, cached, counted, not limited
-        by the search budget) and everything is ranked by exact fitness.
+        by the search budget) and everything is ranked by exact fitness, feasible designs
+        (within the budget) before infeasible ones whatever the constraint rule.
         """
         if self.ga.population is None:
             raise ConfigError("nothing searched yet; call run() or ask()/tell() first")
@@ -417,7 +418,9 @@ class SurrogateOptimizer:
         x, sur, known = x[pick], sur[pick], known[pick]
         exact = self.solve_exact(x) if verify else known
         fit = self.problem.fitness(np.where(np.isfinite(exact), exact, sur), x)
-        o = np.argsort(fit, kind="stable")[:top_k]
+        # a penalty lets the search cross the budget, but a recommendation must respect it:
+        # feasible designs first, then the rest by penalised fitness
+        o = np.lexsort((fit, ~self.problem.feasible(x)))[:top_k]
         x, sur, exact = x[o], sur[o], exact[o]
         return Recommendations(designs=x, surrogate_ttt=sur, exact_ttt=exact,
                                cost=self.problem.cost(x), feasible=self.problem.feasible(x),
