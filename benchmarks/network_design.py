@@ -1,23 +1,28 @@
 """Design quality: GA on the surrogate vs exact enumeration (Sioux Falls).
 
-Lane addition on the 12 most congested links (base UE v/c), budget a fraction (default 0.5)
-of their total lane cost: every feasible design is solved exactly (batched UE, rgap 1e-4 —
-the same solver and gap as the GA's exact verification) to get the true optimum and the
-enumeration time. Then the surrogate GA runs in several variants (see ``MODES``: the paper's
-settings — population 128, 10 generations, top 20 verified exactly — and a fast variant:
-population 32, stop after 3 generations without improvement, verify the single best design;
-with and without refresh) for several seeds. Reported per variant: the gap of the best
-verified design to the true optimum and the time relative to enumeration, split into search
-(surrogate inference + GA operators + any refresh solves) and verification (exact solves of
-the recommended designs). Surrogate training is a one-off cost, reported separately (read
-from benchmarks/results/surrogate_accuracy.json). Lane swap on the 7 two-way pairs whose
-single swaps help most (3^7 designs) likewise.
+Lane addition on the 16 most congested links (base UE v/c; 2^16 designs), budget a fraction
+(default 0.5) of their total lane cost: every feasible design is solved exactly (batched UE,
+rgap 1e-4 — the same solver and gap as the GA's exact verification) to get the true optimum
+and the enumeration time. Then the surrogate GA runs in several variants (see ``MODES``: the
+paper's settings — population 128, 10 generations, top 20 verified exactly — and a fast
+variant: population 32, stop after 3 generations without improvement, verify the single best
+design; each with and without local search and refresh) for several seeds. Reported per
+variant: the gap of the best verified design to the true optimum and the time relative to
+enumeration, split into search (surrogate inference + GA operators + any refresh solves) and
+verification (exact solves of the recommended designs). Surrogate training is a one-off cost,
+reported separately (read from benchmarks/results/surrogate_accuracy.json). Lane swap on the
+9 two-way pairs whose single swaps help most (3^9 designs) likewise.
+
+Instance size matters for the time ratio: the batched exact solver enumerates ~3,000
+designs per second on one core, so on a 12-link instance (2,080 feasible designs, 0.6 s) the
+fixed costs of any search — one exact verification solve is ~7 ms — already exceed 1% of
+enumeration. ``--extra-instance 12,7`` runs that smaller instance too.
 
 Timings are wall-clock on a shared 2-core machine (noisy); enumeration and GA run in the same
 process on the same data, so their ratio is the meaningful figure.
 
-    .venv/bin/python benchmarks/network_design.py \
-        --surrogate /work/cache/bilevel/surrogate_default.pt
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/network_design.py --seeds 5 \
+        --extra-instance 12,7
 """
 
 from __future__ import annotations
@@ -68,6 +73,9 @@ def enumerate_exact(problem: NetworkDesignProblem, graph: RoutingGraph, cache: P
 #: epochs)
 MODES = {
     "paper: pop 128, 10 gens, verify top 20": (128, 10, None, 20, None, False),
+    "paper + local search (1-2 gene moves)": (128, 10, None, 20, None, True),
+    "paper + refresh (exact values, 3 per 2 gens)": (128, 10, None, 20, (2, 3, 0), False),
+    "paper + local search + refresh": (128, 10, None, 20, (2, 3, 0), True),
     "fast: pop 32, stop after 3 stalled gens, verify top 1": (32, 15, 3, 1, None, False),
     "fast, verify top 3": (32, 15, 3, 3, None, False),
     "fast + local search (1-2 gene moves)": (32, 15, 3, 1, None, True),
@@ -152,39 +160,11 @@ def study(name, problem, sur_path, graph, cache, args, replay):
     return out
 
 
-def spearman(a, b):
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--surrogate", default="/work/cache/bilevel/surrogate_default.pt")
-    ap.add_argument("--scenarios", default="/work/cache/bilevel/sf_train",
-                    help="training scenarios, replayed during refresh")
-    ap.add_argument("--cache", default="/work/cache/bilevel")
-    ap.add_argument("--budget", type=float, default=0.5)
-    ap.add_argument("--candidates", type=int, default=12)
-    ap.add_argument("--swap-pairs", type=int, default=7)
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--skip-swap", action="store_true")
-    ap.add_argument("--skip-addition", action="store_true")
-    ap.add_argument("--swap-lanes", type=int, default=4,
-                    help="assumed lanes per direction for lane swap (a swap moves one)")
-    ap.add_argument("--reuse-enumeration", action="store_true",
-                    help="load cached enumerations (and their old timings) instead of re-timing")
-    ap.add_argument("--surrogate-metrics", default="benchmarks/results/surrogate_accuracy.json",
-                    help="where the surrogate's one-off training cost is read from")
-    ap.add_argument("--results", default="benchmarks/results/network_design.json")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    cache = Path(args.cache)
-    net = sioux_falls()
-    graph = RoutingGraph(net)
-    replay = ScenarioSet.from_dir(args.scenarios, net).subset(np.arange(2000))
-    vc = solve_ue(net, rgap=1e-4).flows / net.capacity
-    cand = np.argsort(-vc, kind="stable")[:args.candidates]
-    res = {}
+def run_instance(net, graph, vc, n_cand, n_pairs, args, cache, replay) -> dict:
+    """Lane addition on the ``n_cand`` most congested links and lane swap on the ``n_pairs``
+    most promising two-way pairs: enumeration, then every GA mode."""
+    res = {"candidates": n_cand, "swap_pairs": n_pairs}
+    cand = np.argsort(-vc, kind="stable")[:n_cand]
     if not args.skip_addition:
         la = NetworkDesignProblem(net, "lane-addition", candidates=cand.tolist(),
                                   budget=args.budget)
@@ -202,11 +182,55 @@ def main() -> None:
         d = full.num_vars
         single = np.concatenate([np.eye(d, dtype=np.int64), -np.eye(d, dtype=np.int64)])
         gain = full.evaluate_exact(single).reshape(2, d).min(0)
-        pick = full.candidates[np.argsort(gain, kind="stable")[:args.swap_pairs], 0]
+        pick = full.candidates[np.argsort(gain, kind="stable")[:n_pairs], 0]
         ls = NetworkDesignProblem(net_ls, "lane-swap", candidates=pick.tolist(),
                                   lanes=args.swap_lanes)
         res["lane-swap"] = study("lane-swap", ls, args.surrogate, RoutingGraph(net_ls), cache,
                                  args, replay)
+    return res
+
+
+def spearman(a, b):
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--surrogate", default="/work/cache/bilevel/surrogate_default.pt")
+    ap.add_argument("--scenarios", default="/work/cache/bilevel/sf_train",
+                    help="training scenarios, replayed during refresh")
+    ap.add_argument("--cache", default="/work/cache/bilevel")
+    ap.add_argument("--budget", type=float, default=0.5)
+    ap.add_argument("--candidates", type=int, default=16,
+                    help="lane addition: the most congested links offered (2^n designs)")
+    ap.add_argument("--swap-pairs", type=int, default=9,
+                    help="lane swap: the most promising two-way pairs offered (3^n designs)")
+    ap.add_argument("--extra-instance", action="append", default=[], metavar="C,P",
+                    help="also run C lane-addition candidates / P swap pairs (repeatable), "
+                         "stored under instance_<C>_candidates_<P>_swap_pairs")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--skip-swap", action="store_true")
+    ap.add_argument("--skip-addition", action="store_true")
+    ap.add_argument("--swap-lanes", type=int, default=4,
+                    help="assumed lanes per direction for lane swap (a swap moves one)")
+    ap.add_argument("--reuse-enumeration", action="store_true",
+                    help="load cached enumerations (and their old timings) instead of re-timing")
+    ap.add_argument("--surrogate-metrics", default="benchmarks/results/surrogate_accuracy.json",
+                    help="where the surrogate's one-off training cost is read from")
+    ap.add_argument("--results", default="benchmarks/results/network_design.json")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cache = Path(args.cache)
+    net = sioux_falls()
+    graph = RoutingGraph(net)
+    replay = ScenarioSet.from_dir(args.scenarios, net).subset(np.arange(2000))
+    vc = solve_ue(net, rgap=1e-4).flows / net.capacity
+    res = run_instance(net, graph, vc, args.candidates, args.swap_pairs, args, cache, replay)
+    for spec in args.extra_instance:
+        c, p = (int(v) for v in spec.split(","))
+        res[f"instance_{c}_candidates_{p}_swap_pairs"] = run_instance(net, graph, vc, c, p, args,
+                                                                      cache, replay)
     res["surrogate"] = args.surrogate
     res["command"] = " ".join(sys.argv)
     res["note"] = ("GA time = search (surrogate inference + GA operators + refresh solves) "

@@ -249,6 +249,9 @@ def network_design(data: dict) -> list[Table]:
         if isinstance(block, dict) and key.startswith("runs_with"):
             label = key.removeprefix("runs_with_").replace("_", " ")
             out += _design_tables(block, f"with surrogate {label} — ")
+        elif isinstance(block, dict) and key.startswith("instance_"):
+            label = key.removeprefix("instance_").replace("_", " ")
+            out += _design_tables(block, f"smaller instance, {label} — ")
     if not out:
         raise ValueError("no design problems")
     return out
