@@ -111,6 +111,33 @@ struct SweepCtx {
   double* ocp;
 };
 
+// Steps 2 and 3 below, shared by the vector and the scalar sweeps: `relax(k)` relaxes plan
+// entry k, marks its head dirty and returns whether a label improved.
+template <class Relax>
+bool sweep_repair(int64_t nf, int64_t ne, int64_t R, const int32_t* o, const int32_t* seg,
+                  uint8_t* dirty, Relax&& relax) {
+  bool again = false;
+  for (int64_t k = nf; k < ne; ++k) again |= relax(k);
+  const int32_t* sb = seg + (R + 1);
+  for (int64_t round = 0; again; ++round) {
+    if (round > R) return false;
+    again = false;
+    for (int64_t i = 0; i < R; ++i) {
+      const int32_t v = o[i];
+      if (!dirty[v]) continue;
+      dirty[v] = 0;
+      for (int part = 0; part < 2; ++part) {
+        const int32_t* s = part ? sb : seg;
+        const int64_t k1 = std::min<int64_t>(s[i + 1], ne);
+        // forward: processed later in this round; backward: next round
+        for (int64_t k = std::max<int64_t>(s[i], 0); k < k1; ++k)
+          if (relax(k)) again |= part;
+      }
+    }
+  }
+  return true;
+}
+
 // One origin. The plan lists the forward links (head after tail in the order) first, by tail
 // position, then the backward ones (about half: the way back towards the origin).
 //  1. one pass over the forward links relaxes them in order: exact shortest paths within
@@ -150,46 +177,18 @@ bool sweep_origin(const int32_t* en, int64_t ne, int64_t stride, int64_t R, cons
     dist[h] = m ? nd : od;
     pred[h] = __builtin_convertvector(m, vp) ? (vp{} + l) : pred[h];
   }
-  bool again = false;
-  for (int64_t k = nf; k < ne; ++k) {
+  return sweep_repair(nf, ne, R, o, seg, dirty, [&](int64_t k) {
     int32_t t, h, l;
     entry(k, t, h, l);
     const vd nd = dist[t] + cT[l];
     const vd od = dist[h];
     const vi m = nd < od;
-    if (__builtin_expect(!any_lane<W>(m), 1)) continue;
+    if (__builtin_expect(!any_lane<W>(m), 1)) return false;
     dist[h] = m ? nd : od;
     pred[h] = __builtin_convertvector(m, vp) ? (vp{} + l) : pred[h];
     dirty[h] = 1;
-    again = true;
-  }
-  const int32_t* sb = seg + (R + 1);
-  for (int64_t round = 0; again; ++round) {
-    if (round > R) return false;
-    again = false;
-    for (int64_t i = 0; i < R; ++i) {
-      const int32_t v = o[i];
-      if (!dirty[v]) continue;
-      dirty[v] = 0;
-      for (int part = 0; part < 2; ++part) {
-        const int32_t* s = part ? sb : seg;
-        const int64_t k1 = std::min<int64_t>(s[i + 1], ne);
-        for (int64_t k = std::max<int64_t>(s[i], 0); k < k1; ++k) {
-          int32_t t, h, l;
-          entry(k, t, h, l);
-          const vd nd = dist[t] + cT[l];
-          const vd od = dist[h];
-          const vi m = nd < od;
-          if (!any_lane<W>(m)) continue;
-          dist[h] = m ? nd : od;
-          pred[h] = __builtin_convertvector(m, vp) ? (vp{} + l) : pred[h];
-          dirty[h] = 1;     // forward: processed later in this round; backward: next round
-          again |= part;
-        }
-      }
-    }
-  }
-  return true;
+    return true;
+  });
 }
 
 // One scenario: the same steps in plain scalar code (a 1-lane vector type compiles poorly).
@@ -219,42 +218,16 @@ bool sweep_origin<1>(const int32_t* en, int64_t ne, int64_t stride, int64_t R,
     d[h] = std::min(od, nd);                             // == m ? nd : od
     pr[h] = op ^ ((op ^ l) & -static_cast<int32_t>(m));  // no branch (GCC would add one)
   }
-  bool again = false;
-  for (int64_t k = nf; k < ne; ++k) {
+  return sweep_repair(nf, ne, R, o, seg, dirty, [&](int64_t k) {
     int32_t t, h, l;
     entry(k, t, h, l);
     const double nd = d[t] + c[l];
-    if (__builtin_expect(!(nd < d[h]), 1)) continue;
+    if (__builtin_expect(!(nd < d[h]), 1)) return false;
     d[h] = nd;
     pr[h] = l;
     dirty[h] = 1;
-    again = true;
-  }
-  const int32_t* sb = seg + (R + 1);
-  for (int64_t round = 0; again; ++round) {
-    if (round > R) return false;
-    again = false;
-    for (int64_t i = 0; i < R; ++i) {
-      const int32_t v = o[i];
-      if (!dirty[v]) continue;
-      dirty[v] = 0;
-      for (int part = 0; part < 2; ++part) {
-        const int32_t* s = part ? sb : seg;
-        const int64_t k1 = std::min<int64_t>(s[i + 1], ne);
-        for (int64_t k = std::max<int64_t>(s[i], 0); k < k1; ++k) {
-          int32_t t, h, l;
-          entry(k, t, h, l);
-          const double nd = d[t] + c[l];
-          if (!(nd < d[h])) continue;
-          d[h] = nd;
-          pr[h] = l;
-          dirty[h] = 1;
-          again |= part;
-        }
-      }
-    }
-  }
-  return true;
+    return true;
+  });
 }
 
 template <int W>
