@@ -20,9 +20,12 @@
 // uses the PyTorch path.
 //
 // The cosine: x = dt * w + b is formed in the input precision (as torch does), then reduced
-// modulo 2 pi in double (Cody-Waite, two-part 2 pi) and evaluated by a polynomial, so large
-// arguments (raw second differences times w ~ 1 reach 1e7 rad) cost the same as small ones;
-// torch's vectorised cos takes a slow path for them.
+// modulo 2 pi in double (Cody-Waite, two-part 2 pi) and evaluated by a polynomial (in float
+// for float inputs), so large arguments (raw second differences times w ~ 1 reach 1e7 rad)
+// cost the same as small ones; torch's vectorised cos takes a slow path for them.
+//
+// With save_slots the forward keeps every query's slot block (rows y_qj of its real slots,
+// [Q, K, E]) and the backward reads it in place: no second gather, no cosines recomputed.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -31,6 +34,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace dyngraph_tgn {
@@ -66,6 +70,63 @@ inline double cos_reduced(double x) {
   return -y * p;
 }
 
+// exp for float32 that GCC inlines (libm's expf is a call through the PLT per element):
+// 2^n * p(r) with x = n ln2 + r, |r| <= ln2 / 2, p the degree-6 Taylor polynomial (relative
+// error < 2e-7); double keeps std::exp (the gradcheck precision)
+inline float exp_fast(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln2)
+  float r = x - n * 0.693145751953125f;  // ln2 in two parts: n * hi is exact
+  r -= n * 1.42860682030941723212e-6f;
+  float p = 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  union {
+    int32_t i;
+    float f;
+  } scale;
+  scale.i = (static_cast<int32_t>(n) + 127) << 23;
+  return p * scale.f;
+}
+inline double exp_fast(double x) { return std::exp(x); }
+
+// phi[i] = cos(phi[i] + b[i]) for arguments below kMaxReduced. Double: cos_reduced. Float:
+// the argument is reduced modulo 2 pi in double (exact enough for ~1e7 rad), the reduced
+// r in [-pi, pi] rounded to float and cos(r) = -sin(|r| - pi/2) evaluated in float (twice
+// the vector lanes of double; |error| < 3e-7)
+inline void cos_block(double* phi, const double* b, int64_t T) {
+_Pragma("omp simd")
+  for (int64_t i = 0; i < T; ++i) phi[i] = cos_reduced(phi[i] + b[i]);
+}
+
+inline void cos_block(float* phi, const float* b, int64_t T) {
+_Pragma("omp simd")
+  for (int64_t i = 0; i < T; ++i) {
+    const double x = static_cast<double>(phi[i] + b[i]);
+    const double n = (x * kInv2Pi + kRound) - kRound;
+    double r = x - n * k2PiHi;
+    r -= n * k2PiLo;
+    phi[i] = static_cast<float>(r);
+  }
+_Pragma("omp simd")
+  for (int64_t i = 0; i < T; ++i) {
+    const float y = std::fabs(phi[i]) - 1.57079632679489661923f;
+    const float y2 = y * y;
+    float p = 1.0f / 6227020800.0f;
+    p = p * y2 - 1.0f / 39916800.0f;
+    p = p * y2 + 1.0f / 362880.0f;
+    p = p * y2 - 1.0f / 5040.0f;
+    p = p * y2 + 1.0f / 120.0f;
+    p = p * y2 - 1.0f / 6.0f;
+    p = p * y2 + 1.0f;
+    phi[i] = -y * p;
+  }
+}
+
 template <typename scalar_t>
 struct Args {
   int64_t Q, K, H, D, F, T, C, E, N, U;
@@ -80,6 +141,7 @@ struct Args {
   const bool* mask;     // [Q, K]
   const scalar_t* drop; // [Q, K, H] or nullptr
   scalar_t scale;
+  double wmax, bmax;    // max |w|, max |b|: |dt w + b| <= |dt| wmax + bmax
 
   const scalar_t* qvec(int64_t h, int64_t q) const {
     return qv + (h * U + (qrow ? qrow[q] : q)) * E;
@@ -114,17 +176,11 @@ void slot_data(const Args<scalar_t>& A, int64_t q, int64_t j, scalar_t* __restri
   // dt * w and + b rounded separately, as torch's cos(dt * w + b) does: the product goes
   // through memory so it is not contracted into a fused multiply-add with the sum (an fma
   // differs by an ulp of x, visible for x ~ 1e6 in float32)
-  scalar_t big = 0;
-_Pragma("omp simd reduction(max : big)")
-  for (int64_t i = 0; i < T; ++i) {
-    phi[i] = d * w[i];
-    big = std::max(big, std::fabs(phi[i] + b[i]));
-  }
-  if (big < kMaxReduced) {
 _Pragma("omp simd")
-    for (int64_t i = 0; i < T; ++i) {
-      phi[i] = static_cast<scalar_t>(cos_reduced(static_cast<double>(phi[i] + b[i])));
-    }
+  for (int64_t i = 0; i < T; ++i) phi[i] = d * w[i];
+  // one bound per slot, not a max over its arguments (false for a NaN or infinite dt)
+  if (std::fabs(static_cast<double>(d)) * A.wmax + A.bmax < 0.5 * kMaxReduced) {
+    cos_block(phi, b, T);
   } else {  // huge or infinite arguments (cos(inf) = NaN, as torch)
     for (int64_t i = 0; i < T; ++i) phi[i] = std::cos(phi[i] + b[i]);
   }
@@ -132,27 +188,28 @@ _Pragma("omp simd")
 }
 
 // The real slots of query q as a contiguous block Y [n, E] (rows [mem[index] | slot data]);
-// slot[r] is the slot index of row r. Slot data comes from `saved` [Q, K, C] when given (the
-// forward pass stored it), else it is computed (and copied to `save` when given).
+// slot[r] is the slot index of row r, *Yp receives the block. The forward writes the block
+// into `save` [Q, K, E] (query q's rows at q * K * E, real slots first) when given, else into
+// `scratch`; the backward reads it from `saved` (the forward's `save`) without copying, or
+// rebuilds it in `scratch`.
 template <typename scalar_t>
 int64_t gather_slots(const Args<scalar_t>& A, int64_t q, const scalar_t* saved, scalar_t* save,
-                     scalar_t* __restrict Y, int64_t* slot) {
-  const int64_t K = A.K, D = A.D, C = A.C, E = A.E;
+                     scalar_t* scratch, int64_t* slot, const scalar_t** Yp) {
+  const int64_t K = A.K, D = A.D, E = A.E;
   int64_t n = 0;
-  for (int64_t j = 0; j < K; ++j) {
-    if (!A.mask[q * K + j]) continue;
-    scalar_t* __restrict y = Y + n * E;
-    const scalar_t* __restrict m = A.nbr(q, j);
-    std::copy(m, m + D, y);
-    if (saved) {
-      const scalar_t* src = saved + (q * K + j) * C;
-      std::copy(src, src + C, y + D);
-    } else {
-      slot_data(A, q, j, y + D);
-      if (save) std::copy(y + D, y + E, save + (q * K + j) * C);
-    }
-    slot[n++] = j;
+  for (int64_t j = 0; j < K; ++j)
+    if (A.mask[q * K + j]) slot[n++] = j;
+  if (saved) {
+    *Yp = saved + q * K * E;
+    return n;
   }
+  scalar_t* Y = save ? save + q * K * E : scratch;
+  for (int64_t r = 0; r < n; ++r) {
+    const scalar_t* __restrict m = A.nbr(q, slot[r]);
+    std::copy(m, m + D, Y + r * E);
+    slot_data(A, q, slot[r], Y + r * E + D);
+  }
+  *Yp = Y;
   return n;
 }
 
@@ -209,20 +266,21 @@ template <typename scalar_t>
 void forward_range(const Args<scalar_t>& A, int64_t q0, int64_t q1, scalar_t* out,
                    scalar_t* alpha, scalar_t* save) {
   const int64_t K = A.K, H = A.H, E = A.E, Q = A.Q;
-  std::vector<scalar_t> Y(K * E), S(K * H), ad(K * H);
+  std::vector<scalar_t> scratch(K * E), S(K * H), ad(K * H);
   std::vector<int64_t> slot(K);
   std::vector<const scalar_t*> V(H);
+  const scalar_t* Y = nullptr;
   for (int64_t q = q0; q < q1; ++q) {
-    const int64_t n = gather_slots(A, q, static_cast<const scalar_t*>(nullptr), save, Y.data(),
-                                   slot.data());
+    const int64_t n = gather_slots(A, q, static_cast<const scalar_t*>(nullptr), save,
+                                   scratch.data(), slot.data(), &Y);
     scalar_t* al = alpha + q * K * H;  // zero-initialised by the caller
     for (int64_t h = 0; h < H; ++h) V[h] = A.qvec(h, q);
-    block_dots(Y.data(), n, E, V.data(), H, S.data());
+    block_dots(Y, n, E, V.data(), H, S.data());
     for (int64_t h = 0; h < H; ++h) {
       scalar_t mx = -INFINITY, tot = 0;
       for (int64_t r = 0; r < n; ++r) mx = std::max(mx, S[r * H + h] * A.scale);
       for (int64_t r = 0; r < n; ++r) {
-        S[r * H + h] = std::exp(S[r * H + h] * A.scale - mx);
+        S[r * H + h] = exp_fast(S[r * H + h] * A.scale - mx);
         tot += S[r * H + h];
       }
       const scalar_t inv = scalar_t(1) / tot;  // n > 0 whenever this loop body runs
@@ -232,9 +290,9 @@ void forward_range(const Args<scalar_t>& A, int64_t q0, int64_t q1, scalar_t* ou
         al[j * H + h] = a;
         ad[r * H + h] = A.drop ? a * A.drop[(q * K + j) * H + h] : a;
       }
-      if (H != 2) block_combine(Y.data(), n, E, ad.data() + h, H, out + (h * Q + q) * E, false);
+      if (H != 2) block_combine(Y, n, E, ad.data() + h, H, out + (h * Q + q) * E, false);
     }
-    if (H == 2) block_combine2(Y.data(), n, E, ad.data(), out + q * E, out + (Q + q) * E, false);
+    if (H == 2) block_combine2(Y, n, E, ad.data(), out + q * E, out + (Q + q) * E, false);
   }
 }
 
@@ -244,16 +302,17 @@ void backward_range(const Args<scalar_t>& A, int64_t q0, int64_t q1, const scala
                     const scalar_t* alpha, const scalar_t* saved, scalar_t* g_qv,
                     scalar_t* g_mem) {
   const int64_t K = A.K, H = A.H, D = A.D, E = A.E, Q = A.Q, U = A.U;
-  std::vector<scalar_t> Y(K * E), G(K * H), gs(K * H), ad(K * H);
+  std::vector<scalar_t> scratch(K * E), G(K * H), gs(K * H), ad(K * H);
   std::vector<int64_t> slot(K);
   std::vector<const scalar_t*> V(H);
+  const scalar_t* Y = nullptr;
   for (int64_t q = q0; q < q1; ++q) {
-    const int64_t n = gather_slots(A, q, saved, static_cast<scalar_t*>(nullptr), Y.data(),
-                                   slot.data());
+    const int64_t n = gather_slots(A, q, saved, static_cast<scalar_t*>(nullptr), scratch.data(),
+                                   slot.data(), &Y);
     if (n == 0) continue;
     const scalar_t* al = alpha + q * K * H;
     for (int64_t h = 0; h < H; ++h) V[h] = g_out + (h * Q + q) * E;
-    block_dots(Y.data(), n, E, V.data(), H, G.data());  // dL/d(drop * alpha)
+    block_dots(Y, n, E, V.data(), H, G.data());  // dL/d(drop * alpha)
     for (int64_t h = 0; h < H; ++h) {
       scalar_t sa = 0;
       for (int64_t r = 0; r < n; ++r) {
@@ -268,10 +327,10 @@ void backward_range(const Args<scalar_t>& A, int64_t q0, int64_t q1, const scala
     }
     const int64_t row = A.qrow ? A.qrow[q] : q;
     if (g_qv && H == 2) {
-      block_combine2(Y.data(), n, E, gs.data(), g_qv + row * E, g_qv + (U + row) * E, true);
+      block_combine2(Y, n, E, gs.data(), g_qv + row * E, g_qv + (U + row) * E, true);
     } else if (g_qv) {
       for (int64_t h = 0; h < H; ++h)
-        block_combine(Y.data(), n, E, gs.data() + h, H, g_qv + (h * U + row) * E, true);
+        block_combine(Y, n, E, gs.data() + h, H, g_qv + (h * U + row) * E, true);
     }
     if (g_mem) {
       for (int64_t r = 0; r < n; ++r) {
@@ -297,6 +356,16 @@ _Pragma("omp simd")
       }
     }
   }
+}
+
+// [lo, hi] of a non-empty int64 tensor (a plain loop: at::min / at::max + item() cost a
+// dispatch, an allocation and a sync each)
+inline std::pair<int64_t, int64_t> int_range(const at::Tensor& t) {
+  const int64_t* p = t.data_ptr<int64_t>();
+  int64_t lo = p[0], hi = p[0];
+  const int64_t n = t.numel();
+  for (int64_t i = 1; i < n; ++i) lo = std::min(lo, p[i]), hi = std::max(hi, p[i]);
+  return {lo, hi};
 }
 
 struct Checked {
@@ -337,15 +406,16 @@ Checked check(const at::Tensor& qv, const at::Tensor& mem, const at::Tensor& ind
                 "tgn_slot_attention: qrow must be int64 [Q]");
     c.qrow = qrow->contiguous();
     if (Q > 0) {
-      TORCH_CHECK(c.qrow.min().item<int64_t>() >= 0 && c.qrow.max().item<int64_t>() < U,
-                  "tgn_slot_attention: qrow out of range [0, ", U, ")");
+      const auto [lo, hi] = int_range(c.qrow);
+      TORCH_CHECK(lo >= 0 && hi < U, "tgn_slot_attention: qrow out of range [0, ", U, ")");
     }
   } else {
     TORCH_CHECK(U == Q, "tgn_slot_attention: without qrow, q must have one row per query");
   }
   if (Q > 0 && K > 0) {
-    TORCH_CHECK(c.idx.min().item<int64_t>() >= 0 && c.idx.max().item<int64_t>() < mem.size(0),
-                "tgn_slot_attention: index out of range [0, ", mem.size(0), ")");
+    const auto [lo, hi] = int_range(c.idx);
+    TORCH_CHECK(lo >= 0 && hi < mem.size(0), "tgn_slot_attention: index out of range [0, ",
+                mem.size(0), ")");
   }
   return c;
 }
@@ -364,11 +434,20 @@ Args<scalar_t> make_args(const Checked& c, double scale) {
   A.mask = c.mask.data_ptr<bool>();
   A.drop = c.drop.defined() ? c.drop.data_ptr<scalar_t>() : nullptr;
   A.scale = static_cast<scalar_t>(scale);
+  A.wmax = A.bmax = 0;
+  for (int64_t i = 0; i < A.T; ++i) {  // written so that a NaN propagates
+    const double wi = std::fabs(static_cast<double>(A.w[i]));
+    const double bi = std::fabs(static_cast<double>(A.b[i]));
+    if (!(wi <= A.wmax)) A.wmax = wi;
+    if (!(bi <= A.bmax)) A.bmax = bi;
+  }
+  if (!std::isfinite(A.wmax) || !std::isfinite(A.bmax)) A.wmax = A.bmax = INFINITY;
   return A;
 }
 
-// save_slots: also return the slot data [Q, K, F + T + 1] (cosines included) for the
-// backward, which then does not recompute them
+// save_slots: also return the slot inputs [Q, K, E] (gathered memories and cosines, each
+// query's real slots first) for the backward, which then reads them in place instead of
+// gathering and recomputing them
 std::tuple<at::Tensor, at::Tensor, at::Tensor> tgn_slot_attention(
     const at::Tensor& qv, const at::Tensor& mem, const at::Tensor& index, const at::Tensor& feat,
     const at::Tensor& dt, const at::Tensor& w, const at::Tensor& b, const at::Tensor& mask,
@@ -376,10 +455,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> tgn_slot_attention(
     bool save_slots) {
   Checked c = check(qv, mem, index, feat, dt, w, b, mask, drop, qrow);
   const int64_t H = c.qv.size(0), E = c.qv.size(2), Q = c.idx.size(0), K = c.idx.size(1);
-  const int64_t C = E - c.mem.size(1);
   at::Tensor out = at::empty({H, Q, E}, c.qv.options());
   at::Tensor alpha = at::zeros({Q, K, H}, c.qv.options());
-  at::Tensor slots = save_slots ? at::empty({Q, K, C}, c.qv.options())
+  at::Tensor slots = save_slots ? at::empty({Q, K, E}, c.qv.options())
                                 : at::empty({0}, c.qv.options());
   if (Q == 0) return {out, alpha, slots};
   AT_DISPATCH_FLOATING_TYPES(c.qv.scalar_type(), "tgn_slot_attention", [&] {
@@ -409,9 +487,9 @@ std::tuple<at::Tensor, at::Tensor> tgn_slot_attention_backward(
   const int64_t H = c.qv.size(0), E = c.qv.size(2), Q = c.idx.size(0), K = c.idx.size(1);
   at::Tensor slots;
   if (slots_.has_value() && slots_->defined() && slots_->numel() > 0) {
-    TORCH_CHECK(slots_->sizes() == at::IntArrayRef({Q, K, E - c.mem.size(1)}) &&
+    TORCH_CHECK(slots_->sizes() == at::IntArrayRef({Q, K, E}) &&
                     slots_->scalar_type() == c.qv.scalar_type(),
-                "tgn_slot_attention_backward: slots must be the forward's [Q, K, F + T + 1]");
+                "tgn_slot_attention_backward: slots must be the forward's [Q, K, E]");
     slots = slots_->contiguous();
   }
   TORCH_CHECK(g_out.sizes() == at::IntArrayRef({H, Q, E}) &&

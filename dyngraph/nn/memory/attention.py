@@ -109,12 +109,13 @@ def _native_slot_attention_ok() -> bool:
 
 
 class _SlotAttention(torch.autograd.Function):
-    # the native kernel rebuilds each query's slot block y = [mem[index] | feat | phi | 1] in
-    # cache (forward and backward), so neither the [q, k, D] gather nor the [q, k, T] cosine
-    # block is stored; the memory gradient is scattered straight into [n, D]
+    # the native kernel builds each query's slot block y = [mem[index] | feat | phi | 1] in
+    # one pass (gather and cosines); when a backward will run it keeps the blocks ([q, k, E],
+    # each query's real slots first) so the backward reads them in place; the memory gradient
+    # is scattered straight into [n, D]
     @staticmethod
     def forward(ctx, qv, mem, index, feat, dt, w, b, mask, drop, qrow, scale):
-        # keep the slot data (cosines) for the backward when one will run
+        # keep the slot blocks for the backward when one will run
         save = torch.is_grad_enabled() and (qv.requires_grad or mem.requires_grad)
         out, alpha, slots = torch.ops.dyngraph.tgn_slot_attention(
             qv, mem, index, feat, dt, w, b, mask, drop, qrow, scale, save)

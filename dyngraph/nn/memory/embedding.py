@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from dyngraph.nn.memory.attention import slot_attention
+from dyngraph.nn.memory.attention import _native_slot_attention_ok, slot_attention
 from dyngraph.nn.memory.time_encoding import TimeEncoder
 
 __all__ = [
@@ -101,6 +101,188 @@ class TimeProjectionEmbedding(nn.Module):
         return f"{self.__class__.__name__}({self.out_channels})"
 
 
+class _FoldAttentionWeights(torch.autograd.Function):
+    r"""The weight rearrangements of :meth:`GraphAttentionEmbedding.hidden` as one autograd
+    node (as separate ops they are ~15 small forward ops and as many backward nodes per step).
+
+    With ``W_1 = [M_s | M_a]`` (merge1's memory / attention halves), ``D`` memory and ``hd``
+    attention widths, ``h`` heads of ``d``:
+
+    * ``node_w = [W_q ; M_s]`` ``[hd + out, D]``, ``node_b = [b_q ; b_1 + M_a b_o]``;
+    * ``w_key = [W_k | W_e | b_k]``, ``w_val = [W_v | W_e | b_v]`` as ``[h, d, E]`` (``W_k``,
+      ``W_v`` the halves of ``lin_kv``, ``W_e`` = ``lin_edge``);
+    * ``w_ao = M_a W_o`` ``[out, hd]`` (``lin_o`` folded into merge1).
+    """
+
+    @staticmethod
+    def forward(ctx, wq, bq, wkv, bkv, we, wo, bo, w1, b1, heads):
+        hd, d_mem = wq.shape
+        d = hd // heads
+        m_s, m_a = w1.split([d_mem, hd], dim=1)
+        node_w = torch.cat([wq, m_s])
+        node_b = torch.cat([bq, torch.addmv(b1, m_a, bo)])
+        wk, wv = wkv.split(hd)
+        bk, bv = bkv.split(hd)
+        w_e = we.view(heads, d, -1)
+        w_key = torch.cat([wk.view(heads, d, -1), w_e, bk.view(heads, d, 1)], dim=-1)
+        w_val = torch.cat([wv.view(heads, d, -1), w_e, bv.view(heads, d, 1)], dim=-1)
+        w_ao = m_a @ wo
+        ctx.save_for_backward(wo, bo, w1)
+        ctx.sizes = (hd, d_mem)
+        return node_w, node_b, w_key, w_val, w_ao
+
+    @staticmethod
+    def backward(ctx, g_nw, g_nb, g_key, g_val, g_ao):
+        wo, bo, w1 = ctx.saved_tensors
+        hd, d_mem = ctx.sizes
+        m_a = w1[:, d_mem:]
+        g_b1 = g_nb[hd:]
+        g_w1 = torch.cat([g_nw[hd:], torch.addr(g_ao @ wo.t(), g_b1, bo)], dim=1)
+        g_wo = m_a.t() @ g_ao
+        g_bo = m_a.t() @ g_b1
+        g_wkv = torch.cat([g_key[..., :d_mem].reshape(hd, d_mem),
+                           g_val[..., :d_mem].reshape(hd, d_mem)])
+        g_bkv = torch.cat([g_key[..., -1].reshape(hd), g_val[..., -1].reshape(hd)])
+        g_we = (g_key[..., d_mem:-1] + g_val[..., d_mem:-1]).reshape(hd, -1)
+        return g_nw[:hd], g_nb[:hd], g_wkv, g_bkv, g_we, g_wo, g_bo, g_w1, g_b1, None
+
+
+class _FoldPre(torch.autograd.Function):
+    r"""Compose affine maps with a shared first map ``(W_p, b_p)`` as one autograd node:
+    ``(W_i, b_i) -> (W_i W_p, W_i b_p + b_i)`` for each pair (see
+    :meth:`LinkDecoder.score_candidates`)."""
+
+    @staticmethod
+    def forward(ctx, w_p, b_p, *pairs):
+        ctx.save_for_backward(w_p, b_p, *pairs[0::2])
+        out = []
+        for w, b in zip(pairs[0::2], pairs[1::2], strict=True):
+            out += [w @ w_p, torch.addmv(b, w, b_p)]
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        w_p, b_p, *ws = ctx.saved_tensors
+        g_wp, g_bp = torch.zeros_like(w_p), torch.zeros_like(b_p)
+        out = []
+        for w, g_w, g_b in zip(ws, grads[0::2], grads[1::2], strict=True):
+            g_wp.addmm_(w.t(), g_w)
+            g_bp.addmv_(w.t(), g_b)
+            out += [torch.addr(g_w @ w_p.t(), g_b, b_p), g_b]
+        return (g_wp, g_bp, *out)
+
+
+class _StackedScores(torch.autograd.Function):
+    r"""The link decoder on stacked embeddings as one autograd node (its ~17 small forward ops
+    and backward nodes cost more than their arithmetic). ``z`` ``[(J + 1) B, C]`` holds the
+    ``B`` sources, then ``J`` candidate blocks of ``B``; with a folded first map
+    ``(W_p, b_p)`` (``None``: identity):
+
+    .. math::
+        W_s' = W_s W_p,\ b_s' = W_s b_p + b_s\ (\text{same for } d),\quad
+        \ell_{jb} = w_o^\top \mathrm{ReLU}(W_s' z_b + b_s' + W_d' z_{jb} + b_d') + b_o.
+    """
+
+    @staticmethod
+    def forward(ctx, z, n_src, w_p, b_p, w_s, b_s, w_d, b_d, w_o, b_o):
+        ws, bs, wd, bd = w_s, b_s, w_d, b_d
+        if w_p is not None:
+            ws, wd = w_s @ w_p, w_d @ w_p
+            bs, bd = torch.addmv(b_s, w_s, b_p), torch.addmv(b_d, w_d, b_p)
+        z_src, z_cand = z[:n_src], z[n_src:]
+        hs = torch.addmm(bs, z_src, ws.t())
+        a = torch.addmm(bd, z_cand, wd.t()).view(-1, n_src, hs.size(1)).add_(hs).relu_()
+        out = torch.mv(a.view(-1, a.size(-1)), w_o.view(-1)).add_(b_o).view(-1, n_src)
+        ctx.save_for_backward(z, w_p, b_p, w_s, w_d, ws, wd, w_o, a)
+        ctx.n_src = n_src
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        z, w_p, b_p, w_s, w_d, ws, wd, w_o, a = ctx.saved_tensors
+        n_src = ctx.n_src
+        z_src, z_cand = z[:n_src], z[n_src:]
+        hid = a.size(-1)
+        a2 = a.view(-1, hid)
+        g = g.reshape(-1)
+        g_wo = (g @ a2).view_as(w_o)
+        g_bo = g.sum().view(1)
+        g_h = torch.outer(g, w_o.view(-1)).mul_(a2 > 0)  # [J B, hid] pre-ReLU gradient
+        g_hs = g_h.view(-1, n_src, hid).sum(0)
+        g_z = torch.cat([g_hs @ ws, g_h @ wd])
+        g_ws, g_bs = g_hs.t() @ z_src, g_hs.sum(0)
+        g_wd, g_bd = g_h.t() @ z_cand, g_h.sum(0)
+        g_wp = g_bp = None
+        if w_p is not None:
+            g_wp = w_s.t() @ g_ws + w_d.t() @ g_wd
+            g_bp = w_s.t() @ g_bs + w_d.t() @ g_bd
+            g_ws = torch.addr(g_ws @ w_p.t(), g_bs, b_p)
+            g_wd = torch.addr(g_wd @ w_p.t(), g_bd, b_p)
+        return g_z, None, g_wp, g_bp, g_ws, g_bs, g_wd, g_bd, g_wo, g_bo
+
+
+class _FusedAttentionHidden(torch.autograd.Function):
+    r"""Everything of :meth:`GraphAttentionEmbedding.hidden` after the weight folding, with the
+    native slot-attention kernel, as one autograd node (as separate ops: ~17 backward nodes):
+
+    .. math::
+        [q_u \| m_u] = W_n s_u + b_n,\quad c_{hu} = W_{key,h}^\top q_{hu},\quad
+        o_{hi} = \mathrm{attn}(c_{h,r(i)}, y_{i\cdot}),\quad
+        z_i = \mathrm{ReLU}(m_{r(i)} + W_{ao} [W_{val,h} o_{hi}]_h)
+
+    for distinct query nodes ``u`` (rows ``uq`` of ``node_mem``) and queries ``i`` (row
+    ``r(i) = inv[i]`` among them). The backward is the chain rule of these steps written out
+    (the same matmuls autograd would run, plus the kernel's backward)."""
+
+    @staticmethod
+    def forward(ctx, node_mem, node_w, node_b, w_key, w_val, w_ao, uq, inv, index, feat, dt,
+                w_t, b_t, mask, drop, scale):
+        h, d, _ = w_key.shape
+        hd = h * d
+        q_n = inv.numel()
+        mem_u = node_mem.index_select(0, uq)
+        node_out = torch.addmm(node_b, mem_u, node_w.t())
+        query = node_out[:, :hd].reshape(-1, h, d).transpose(0, 1).contiguous()  # [h, u, d]
+        qv = torch.bmm(query, w_key)  # [h, u, E]
+        out, alpha, slots = torch.ops.dyngraph.tgn_slot_attention(
+            qv, node_mem, index, feat, dt, w_t, b_t, mask, drop, inv, scale, True)
+        att = torch.bmm(out, w_val.transpose(1, 2)).transpose(0, 1).reshape(q_n, hd)
+        z = torch.addmm(node_out[:, hd:].index_select(0, inv), att, w_ao.t()).relu_()
+        ctx.save_for_backward(node_mem, node_w, w_key, w_val, w_ao, uq, inv, index, feat, dt,
+                              w_t, b_t, mask, drop, mem_u, query, qv, out, alpha, slots, att, z)
+        ctx.scale = scale
+        return z
+
+    @staticmethod
+    def backward(ctx, g_z):
+        (node_mem, node_w, w_key, w_val, w_ao, uq, inv, index, feat, dt, w_t, b_t, mask, drop,
+         mem_u, query, qv, out, alpha, slots, att, z) = ctx.saved_tensors
+        h, d, _ = w_key.shape
+        hd, u_n, q_n = h * d, mem_u.size(0), inv.numel()
+        g_h1 = g_z * (z > 0)
+        g_ao = g_h1.t() @ att
+        g_att = (g_h1 @ w_ao).view(q_n, h, d).transpose(0, 1).contiguous()  # [h, q, d]
+        g_val = torch.bmm(g_att.transpose(1, 2), out)
+        g_out = torch.bmm(g_att, w_val)  # [h, q, E]
+        need_mem = ctx.needs_input_grad[0]
+        g_qv, g_mem = torch.ops.dyngraph.tgn_slot_attention_backward(
+            g_out, qv, node_mem, index, feat, dt, w_t, b_t, mask, drop, inv, alpha, slots,
+            ctx.scale, True, need_mem)
+        g_key = torch.bmm(query.transpose(1, 2), g_qv)
+        g_node_out = torch.empty(u_n, node_w.size(0), dtype=g_z.dtype, device=g_z.device)
+        g_node_out[:, :hd] = torch.bmm(g_qv, w_key.transpose(1, 2)).transpose(0, 1).reshape(
+            u_n, hd)
+        g_node_out[:, hd:] = 0
+        g_node_out[:, hd:].index_add_(0, inv, g_h1)
+        g_nw = g_node_out.t() @ mem_u
+        g_nb = g_node_out.sum(0)
+        if need_mem:
+            g_mem.index_add_(0, uq, g_node_out @ node_w)
+        else:
+            g_mem = None
+        return (g_mem, g_nw, g_nb, g_key, g_val, g_ao) + (None,) * 10
+
+
 class GraphAttentionEmbedding(nn.Module):
     r"""TGN's temporal graph attention (Rossi et al. 2020 eq. 6-9, TGAT) over the ``k`` most
     recent neighbours, computed on dense ``[q, k]`` blocks (batched matmuls, no scatter):
@@ -127,7 +309,9 @@ class GraphAttentionEmbedding(nn.Module):
     :func:`~dyngraph.nn.memory.attention.dense_attention` (contiguous batched matmuls,
     hand-written backward). With ``NeighborContext.query_index`` the query projections and
     the memory half of the merge MLP run once per distinct node; ``lin_o`` is folded into
-    ``merge1``.
+    ``merge1``. In training with the native kernel, the weight folding and everything after it
+    are two autograd nodes (:class:`_FoldAttentionWeights`, :class:`_FusedAttentionHidden`)
+    with hand-written backward passes.
 
     Args:
         memory_dim: ``D``; time_enc: shared :class:`TimeEncoder`; feat_dim: ``F``;
@@ -186,39 +370,26 @@ class GraphAttentionEmbedding(nn.Module):
             mark.index_fill_(0, nbr.query_index, True)
             uq = mark.nonzero().view(-1)
             inv = (torch.cumsum(mark, 0) - 1).index_select(0, nbr.query_index)
-            mem = nbr.node_mem.index_select(0, uq)
-        u_n = mem.size(0)
         # merge1(s || W_o a + b_o) = M_s s + (M_a W_o) a + (b_1 + M_a b_o): lin_o folded in;
-        # the node-level maps (lin_q and M_s) run as one matmul
-        d_mem = mem.size(-1)
-        # split (one backward node that concatenates) rather than two slices (each of whose
-        # backward writes into a fresh zero tensor of the full size)
-        m_s, m_a = self.merge1.weight.split([d_mem, hd], dim=1)
-        node_w = torch.cat([self.lin_q.weight, m_s])
-        node_b = torch.cat([self.lin_q.bias, self.merge1.bias + m_a @ self.lin_o.bias])
-        node_out = torch.addmm(node_b, mem, node_w.t())
-        query, h_mem = node_out.split([hd, node_out.size(1) - hd], dim=1)
-        query = query.reshape(u_n, h, d)
-        # Keys and values are affine maps of the slot input y_j = [s_j | e_j | phi_j | 1]:
-        # K_j = W_key y_j, V_j = W_val y_j (W_e shared, the last column holds the biases).
-        # Scores q.K_j = (W_key^T q).y_j and sum_j a_j V_j = W_val sum_j a_j y_j, so per slot
-        # only y_j is touched (never a [q, k, h, d] key/value block) and the projections are
-        # thin per-head matmuls, head-major ([h, u, E] in, [h, q, E] out) like the kernel.
-        w_kv, b_kv = self.lin_kv.weight, self.lin_kv.bias
-        w_e = self.lin_edge.weight.view(h, d, -1)
-        wk, wv = w_kv.split(hd)
-        bk, bv = b_kv.split(hd)
-        w_key = torch.cat([wk.view(h, d, -1), w_e, bk.view(h, d, 1)], dim=-1)
-        w_val = torch.cat([wv.view(h, d, -1), w_e, bv.view(h, d, 1)], dim=-1)
-        qv = torch.bmm(query.transpose(0, 1), w_key)  # [h, u, E]
-        if inv is not None:
-            h_mem = h_mem.index_select(0, inv)
+        # the node-level maps (lin_q and M_s) run as one matmul. Keys and values are affine
+        # maps of the slot input y_j = [s_j | e_j | phi_j | 1]: K_j = W_key y_j,
+        # V_j = W_val y_j (W_e shared, the last column holds the biases). Scores
+        # q.K_j = (W_key^T q).y_j and sum_j a_j V_j = W_val sum_j a_j y_j, so per slot only y_j
+        # is touched (never a [q, k, h, d] key/value block) and the projections are thin
+        # per-head matmuls, head-major ([h, u, E] in, [h, q, E] out) like the kernel. All the
+        # weight rearranging is one autograd node (_FoldAttentionWeights).
+        node_w, node_b, w_key, w_val, w_ao = _FoldAttentionWeights.apply(
+            self.lin_q.weight, self.lin_q.bias, self.lin_kv.weight, self.lin_kv.bias,
+            self.lin_edge.weight, self.lin_o.weight, self.lin_o.bias, self.merge1.weight,
+            self.merge1.bias, h)
         node_mem = nbr.node_mem
         drop = None
         if self.training and self.dropout.p > 0:
             keep = 1.0 - self.dropout.p
+            # u < keep with u ~ U[0, 1) is Bernoulli(keep); uniform_ + lt_ is half the cost
+            # of bernoulli_ on CPU
             drop = torch.empty(q_n, k, h, dtype=node_mem.dtype, device=node_mem.device)
-            drop.bernoulli_(keep).div_(keep)
+            drop.uniform_().lt_(keep).mul_(1.0 / keep)
         feat = nbr.feat
         if feat is None:
             feat = (nbr.event_feat[nbr.eid.clamp(min=0)].to(node_mem.dtype)
@@ -235,11 +406,28 @@ class GraphAttentionEmbedding(nn.Module):
             w_t = enc.weight.detach()
             b_t = enc.bias.detach() if enc.learnable else torch.zeros_like(w_t)
             native = None
+        scale = 1.0 / math.sqrt(d)
+        if (inv is not None and native is None and torch.is_grad_enabled()
+                and _native_slot_attention_ok()):
+            # training with the native kernel: the rest of the embedding is one autograd node
+            dtype = node_mem.dtype
+            return _FusedAttentionHidden.apply(
+                node_mem.contiguous(), node_w, node_b, w_key, w_val, w_ao, uq, inv,
+                nbr.index.contiguous(), feat.to(dtype).contiguous(), nbr.dt.to(dtype).contiguous(),
+                w_t.to(dtype), b_t.to(dtype), nbr.mask.contiguous(),
+                None if drop is None else drop.to(dtype).contiguous(), scale)
+        if inv is not None:
+            mem = node_mem.index_select(0, uq)
+        node_out = torch.addmm(node_b, mem, node_w.t())
+        query, h_mem = node_out.split([hd, node_out.size(1) - hd], dim=1)
+        qv = torch.bmm(query.reshape(mem.size(0), h, d).transpose(0, 1), w_key)  # [h, u, E]
+        if inv is not None:
+            h_mem = h_mem.index_select(0, inv)
         out, _ = slot_attention(qv, node_mem, nbr.index, feat, nbr.dt, w_t, b_t, nbr.mask,
-                                drop, 1.0 / math.sqrt(d), query_row=inv, native=native)
+                                drop, scale, query_row=inv, native=native)
         att = torch.bmm(out, w_val.transpose(1, 2))  # [h, q, d]
         att = att.transpose(0, 1).reshape(q_n, hd)
-        h1 = torch.addmm(h_mem, att, (m_a @ self.lin_o.weight).t())
+        h1 = torch.addmm(h_mem, att, w_ao.t())
         return torch.relu(h1)
 
     def __repr__(self) -> str:
@@ -321,16 +509,27 @@ class LinkDecoder(nn.Module):
         own pass over all ``(J + 1) B`` rows."""
         w_s, b_s, w_d, b_d = (self.lin_src.weight, self.lin_src.bias, self.lin_dst.weight,
                               self.lin_dst.bias)
-        if pre is not None:
-            w_p, b_p = pre.weight, pre.bias
-            b_s = b_s if b_p is None else torch.addmv(b_s, w_s, b_p)
-            b_d = b_d if b_p is None else torch.addmv(b_d, w_d, b_p)
-            w_s, w_d = w_s @ w_p, w_d @ w_p
+        if pre is not None and pre.bias is not None:  # one autograd node for the folding
+            w_s, b_s, w_d, b_d = _FoldPre.apply(pre.weight, pre.bias, w_s, b_s, w_d, b_d)
+        elif pre is not None:
+            w_s, w_d = w_s @ pre.weight, w_d @ pre.weight
         hs = torch.addmm(b_s, z_src, w_s.t())
         j, b, c = z_cand.shape
         h = torch.addmm(b_d, z_cand.reshape(j * b, c), w_d.t())
         h = torch.relu(h.view(j, b, -1) + hs)
         return self.lin_out(h).squeeze(-1)
+
+    def score_stacked(self, z: Tensor, n_src: int, pre: nn.Linear | None = None) -> Tensor:
+        """:meth:`score_candidates` on stacked rows: ``z`` ``[(J + 1) B, C]`` holds the ``B``
+        sources then ``J`` blocks of ``B`` candidates -> logits ``[J, B]``; the whole decoder
+        (with ``pre`` folded in) is one autograd node."""
+        if pre is not None and pre.bias is None:
+            z_cand = z[n_src:].view(-1, n_src, z.size(1))
+            return self.score_candidates(z[:n_src], z_cand, pre)
+        w_p, b_p = (None, None) if pre is None else (pre.weight, pre.bias)
+        return _StackedScores.apply(z, n_src, w_p, b_p, self.lin_src.weight, self.lin_src.bias,
+                                    self.lin_dst.weight, self.lin_dst.bias, self.lin_out.weight,
+                                    self.lin_out.bias)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.lin_src.in_features})"

@@ -17,17 +17,30 @@ influences its own prediction, nor that of any event of its batch.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from dyngraph.errors import ConfigError, DataError, ShapeError
+from dyngraph.nn.memory.aggregate import LastAggregator, MeanAggregator
 from dyngraph.nn.memory.embedding import LinkDecoder, NeighborContext, StructuralAttention
+from dyngraph.nn.memory.message import IdentityMessage
 from dyngraph.nn.memory.state import ROLE_DST, ROLE_NBR, ROLE_SRC, MemoryState, MessageStore
 from dyngraph.nn.memory.time_encoding import TimeEncoder
 
 __all__ = ["MemoryModel", "MemoryUpdate", "NeighborQuery"]
+
+
+def _native_memory_ok() -> bool:
+    """Whether the native memory bookkeeping ops (``kernels/tgn_memory.cpp``) may be used."""
+    from dyngraph.ops import _native
+    from dyngraph.ops.backend import get_backend
+
+    if get_backend() not in ("auto", "native") or _native.unavailable_reason() is not None:
+        return False
+    return hasattr(torch.ops.dyngraph, "tgn_memory_gather")
 
 
 class NeighborQuery(Protocol):
@@ -227,6 +240,8 @@ class MemoryModel(nn.Module):
 
         Nothing is persisted here; :meth:`observe` (or :meth:`persist`) writes the result.
         """
+        if self._native_memory():
+            return self._update_memory_native(n_id)
         # index_select, not x[i]: advanced indexing costs ~3x more per call on small blocks
         mem0 = self.state.memory.index_select(0, n_id)
         lu0 = self.state.last_update.index_select(0, n_id)
@@ -261,8 +276,52 @@ class MemoryModel(nn.Module):
         fused = self.pres(n_id, mem0, memory, has)
         return MemoryUpdate(n_id, fused, last_update, has, mem0, memory)
 
+    def _native_memory(self) -> bool:
+        """Whether :meth:`update_memory`, :meth:`persist` and :meth:`observe` may take the
+        native one-pass bookkeeping (``kernels/tgn_memory.cpp``): one message slot per node,
+        identity messages whose mail is ``(s_self, s_other)``, an aggregator that returns the
+        single pending message, an updater that ignores roles, a time encoding that needs no
+        gradient, no counterpart / PRES, CPU float tensors and the extension loaded. The
+        result is cached per configuration (it does not change between batches)."""
+        enc = self.time_enc
+        key = (torch.is_grad_enabled() and bool(enc.weight.requires_grad
+                                                 or enc.bias.requires_grad),
+               self.pres is None, self.state.memory.dtype, self.state.memory.device)
+        cached = getattr(self, "_native_key", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        mem = self.state.memory
+        ok = (not key[0] and self.pres is None and self.counterpart is None
+              and self.store.size == 1 and not self.event_order_mail
+              and not self.deliver_to_neighbors
+              and type(self.message) is IdentityMessage
+              and type(self.aggregator) in (LastAggregator, MeanAggregator)
+              and not getattr(self.updater, "per_role", False)
+              and mem.device.type == "cpu" and mem.dtype in (torch.float32, torch.float64)
+              and enc.weight.dtype == mem.dtype and self.store.feat.dtype == mem.dtype
+              and self.store.mem_a.dtype == mem.dtype and _native_memory_ok())
+        self._native_key = (key, ok)
+        return ok
+
+    def _update_memory_native(self, n_id: Tensor) -> MemoryUpdate:
+        # gather, has-pending test, message [s_a | s_b | phi(dt) | e] in one native pass
+        st, store, enc = self.state, self.store, self.time_enc
+        mem0, lu0, has, idx, msg, t_new = torch.ops.dyngraph.tgn_memory_gather(
+            st.memory, st.last_update, store.num_pending, n_id, store.t, store.feat,
+            store.mem_a, store.mem_b, enc.weight.detach(),
+            enc.bias.detach() if enc.learnable else None, self.message.include_self)
+        if idx.numel() == 0:
+            return MemoryUpdate(n_id, mem0, lu0, has)
+        new = self.updater(msg, mem0.index_select(0, idx), None)
+        return MemoryUpdate(n_id, mem0.index_put((idx,), new), lu0.index_put((idx,), t_new), has)
+
     def persist(self, upd: MemoryUpdate) -> None:
         """Write an update's new memory (detached) and mark its messages as applied."""
+        if upd.computed is None and self._native_memory():
+            torch.ops.dyngraph.tgn_memory_persist(
+                self.state.memory, self.state.last_update, self.store.num_pending, upd.n_id,
+                upd.memory.detach(), upd.last_update.to(torch.float64), upd.updated)
+            return
         idx = upd.updated.nonzero().view(-1)
         if idx.numel() == 0:
             return
@@ -303,7 +362,9 @@ class MemoryModel(nn.Module):
         t = t.to(torch.float64)
         if b == 0:
             return src.long(), dst.long(), t, neg.long()
-        if not bool(torch.isfinite(t).all()):
+        # min and max are NaN / infinite exactly when some time is (one op, not isfinite's
+        # four element-wise passes and a reduction)
+        if not all(math.isfinite(v) for v in torch.aminmax(t)):
             raise DataError(f"event times must be finite; first bad row "
                             f"{int((~torch.isfinite(t)).nonzero()[0])}")
         lo, hi = (int(v) for v in torch.aminmax(torch.cat([src, dst, neg.reshape(-1)])))
@@ -322,18 +383,19 @@ class MemoryModel(nn.Module):
 
     # ------------------------------------------------------------------ scoring
     def embed(self, upd: MemoryUpdate, nodes: Tensor, t: Tensor, blk: Any | None,
-              hidden: bool = False) -> Tensor:
+              hidden: bool = False, nbr: Tensor | None = None) -> Tensor:
         """Embeddings ``[q, C]`` of ``nodes`` at times ``t`` from the updated memory ``upd``
         (which must cover ``nodes`` and the neighbours in ``blk``); with ``hidden`` the
-        embedding module's :meth:`hidden` output (before its ``output_layer``)."""
+        embedding module's :meth:`hidden` output (before its ``output_layer``). ``nbr``:
+        ``blk.nbr`` with padded slots pointing at their query node (computed when absent)."""
         assoc = self._assoc
-        assoc[upd.n_id] = torch.arange(upd.n_id.numel(), device=upd.n_id.device)
+        assoc.index_copy_(0, upd.n_id, torch.arange(upd.n_id.numel(), device=upd.n_id.device))
         loc = assoc.index_select(0, nodes)
         mem_q = upd.memory.index_select(0, loc)
         dt_q = t - upd.last_update.index_select(0, loc)
         ctx = None
         if blk is not None:
-            nb = torch.where(blk.mask, blk.nbr, nodes.unsqueeze(1))
+            nb = torch.where(blk.mask, blk.nbr, nodes.unsqueeze(1)) if nbr is None else nbr
             index = assoc.index_select(0, nb.view(-1)).view(nb.shape)
             feat = None
             if self.feat_dim == 0 or self._edge_feat is None:
@@ -373,7 +435,7 @@ class MemoryModel(nn.Module):
             empty = self.state.memory.new_zeros(0)
             return empty, empty.view(0, k)
         qn = torch.cat([src, dst, neg.t().reshape(-1)])
-        qt = t.repeat(2 + k)
+        qt = torch.cat([t] * (2 + k))
         inv = None
         if self.dedup_queries:
             # one embedding per distinct node, at its earliest time in the batch (so it only
@@ -382,17 +444,26 @@ class MemoryModel(nn.Module):
             first = torch.full(qn.shape, float("inf"), dtype=qt.dtype, device=qt.device)
             qt = first.scatter_reduce(0, inv, qt, reduce="amin")
         blk = self._query(qn, qt) if getattr(self.embedding, "needs_neighbors", False) else None
+        nbr = None
         if blk is None:
             upd = self.update_memory(self._distinct(qn))
         else:  # padded slots point at the query node itself, which is in the set anyway
-            upd = self.update_memory(self._distinct(qn, torch.where(blk.mask, blk.nbr,
-                                                                    qn.unsqueeze(1))))
+            nbr = torch.where(blk.mask, blk.nbr, qn.unsqueeze(1))
+            upd = self.update_memory(self._distinct(qn, nbr))
         score = getattr(self.decoder, "score_candidates", None)
         # the decoder's first layer absorbs the embedding's last linear map when both allow it
         pre = getattr(self.embedding, "output_layer", None) if score is not None else None
-        z = self.embed(upd, qn, qt, blk, hidden=pre is not None)
+        z = self.embed(upd, qn, qt, blk, hidden=pre is not None, nbr=nbr)
         if inv is not None:
             z = z[inv]
+        stacked = getattr(self.decoder, "score_stacked", None)
+        if stacked is not None:
+            # destination and negatives in one call (the source projection is shared), the
+            # decoder one autograd node
+            logits = stacked(z, b, pre)
+            pos, neg_out = logits[0], logits[1:].t()
+            self._ctx = upd
+            return pos, neg_out
         z_src = z[:b]
         if score is not None:
             # destination and negatives in one call: the source projection is shared
@@ -429,6 +500,13 @@ class MemoryModel(nn.Module):
             # events observed without being scored first (e.g. a warm-up pass)
             self.persist(self.update_memory(torch.unique(ends)))
         mem = self.state.memory
+        if self._native_memory():
+            store = self.store
+            feat = None if msg is None or not self.feat_dim else msg.to(mem.dtype)
+            torch.ops.dyngraph.tgn_store_push_last(
+                mem, src, dst, t, feat, store.other, store.t, store.role, store.feat,
+                store.mem_a, store.mem_b, store.count, store.num_pending)
+            return
         node = torch.stack([src, dst], 1).reshape(-1)
         other = torch.stack([dst, src], 1).reshape(-1)
         role = torch.tensor([ROLE_SRC, ROLE_DST], device=src.device).repeat(b)

@@ -7,7 +7,68 @@ from torch import Tensor, nn
 
 from dyngraph.nn.memory.state import ROLE_DST
 
-__all__ = ["GRUUpdater", "RNNUpdater", "ResidualUpdater"]
+__all__ = ["GRUUpdater", "RNNUpdater", "ResidualUpdater", "gru_cell"]
+
+
+def _native_gru_ok() -> bool:
+    """Whether the fused GRU gates of ``kernels/tgn_memory.cpp`` may be used (extension loaded,
+    op present, ops backend not forced to another backend)."""
+    from dyngraph.ops import _native
+    from dyngraph.ops.backend import get_backend
+
+    if get_backend() not in ("auto", "native") or _native.unavailable_reason() is not None:
+        return False
+    return hasattr(torch.ops.dyngraph, "tgn_gru_gates")
+
+
+class _GRUCell(torch.autograd.Function):
+    # the two gate matmuls run in BLAS, everything element-wise after them in one native pass
+    # (forward and backward), and the whole cell is one autograd node; gradients are computed
+    # only for the inputs that need one (in TGN: the four parameters, not the message or the
+    # memory, which are detached snapshots)
+    @staticmethod
+    def forward(ctx, x, s, w_ih, w_hh, b_ih, b_hh):
+        gi = torch.addmm(b_ih, x, w_ih.t())
+        gh = torch.addmm(b_hh, s, w_hh.t())
+        out, saved = torch.ops.dyngraph.tgn_gru_gates(gi, gh, s)
+        ctx.save_for_backward(x, s, w_ih, w_hh, saved)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, s, w_ih, w_hh, saved = ctx.saved_tensors
+        g_gi, g_gh, g_s = torch.ops.dyngraph.tgn_gru_gates_backward(g.contiguous(), saved, s)
+        need = ctx.needs_input_grad
+        g_x = g_gi @ w_ih if need[0] else None
+        g_s = g_s.addmm_(g_gh, w_hh) if need[1] else None
+        g_wih = g_gi.t() @ x if need[2] else None
+        g_whh = g_gh.t() @ s if need[3] else None
+        g_bih = g_gi.sum(0) if need[4] else None
+        g_bhh = g_gh.sum(0) if need[5] else None
+        return g_x, g_s, g_wih, g_whh, g_bih, g_bhh
+
+
+def gru_cell(x: Tensor, s: Tensor, cell: nn.GRUCell, native: bool | None = None) -> Tensor:
+    r"""``cell(x, s)`` (a :class:`torch.nn.GRUCell` step, same equations and gate order) with the
+    element-wise gate arithmetic fused forward and backward in ``kernels/tgn_memory.cpp`` when
+    the native extension is available (``native=None``: pick; ``False``: torch's cell).
+
+    Args:
+        x: ``[n, C]`` inputs (messages); s: ``[n, D]`` hidden state (memory).
+
+    Returns:
+        ``[n, D]`` new hidden state.
+    """
+    if native is None:
+        native = (cell.bias and x.dtype == s.dtype == cell.weight_ih.dtype and x.dim() == 2
+                  and _native_gru_ok())
+    if not native:
+        return cell(x, s)
+    if not _native_gru_ok():
+        from dyngraph.ops import _native
+
+        _native.load()  # raises BackendError with the reason
+    return _GRUCell.apply(x, s, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
 
 
 class GRUUpdater(nn.Module):
@@ -29,8 +90,9 @@ class GRUUpdater(nn.Module):
         self.cell.reset_parameters()
 
     def forward(self, msg: Tensor, s: Tensor, role: Tensor | None = None) -> Tensor:
-        """``msg``: ``[n, C]``, ``s``: ``[n, D]`` -> ``[n, D]``."""
-        return self.cell(msg, s)
+        """``msg``: ``[n, C]``, ``s``: ``[n, D]`` -> ``[n, D]`` (fused gates, see
+        :func:`gru_cell`)."""
+        return gru_cell(msg, s, self.cell)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.cell.input_size}, {self.cell.hidden_size})"
