@@ -30,35 +30,14 @@
 #include <cmath>
 #include <cstdint>
 
+#include "fast_math.h"
+
 namespace dyngraph_tgn_memory {
 namespace {
 
 constexpr int64_t kSerialRows = 256;  // below this many rows a call runs serially
 
-// exp for float32 that GCC vectorises (libm's expf is a scalar call): 2^n * p(r) with
-// x = n ln2 + r, |r| <= ln2 / 2, p the degree-6 Taylor polynomial (relative error < 2e-7)
-inline float exp_f32(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln2)
-  float r = x - n * 0.693145751953125f;  // ln2 in two parts: n * hi is exact
-  r -= n * 1.42860682030941723212e-6f;
-  float p = 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  union {
-    int32_t i;
-    float f;
-  } scale;
-  scale.i = (static_cast<int32_t>(n) + 127) << 23;
-  return p * scale.f;
-}
-
-inline float exp_fast(float x) { return exp_f32(x); }
-inline double exp_fast(double x) { return std::exp(x); }
+using dyngraph_fast_math::exp_fast;
 
 template <typename scalar_t>
 inline scalar_t sigmoid(scalar_t x) {
@@ -66,7 +45,7 @@ inline scalar_t sigmoid(scalar_t x) {
 }
 
 // tanh through exp (absolute error ~1e-7 in float32 near 0, where 1 - 2 / (e^2x + 1) cancels)
-inline float tanh_fast(float x) { return 1.0f - 2.0f / (exp_f32(2.0f * x) + 1.0f); }
+inline float tanh_fast(float x) { return 1.0f - 2.0f / (exp_fast(2.0f * x) + 1.0f); }
 inline double tanh_fast(double x) { return std::tanh(x); }
 
 template <typename scalar_t>

@@ -30,3 +30,17 @@ def naive_tgn_attention(emb, enc, mem, node_mem, index, feat, dt, mask):
         att = emb.lin_o((al.unsqueeze(-1) * val).sum(0).reshape(-1))
         out.append(emb.merge2(torch.relu(emb.merge1(torch.cat([mem[i], att])))))
     return torch.stack(out)
+
+
+def assert_same_gradients(got, want, params, rtol=1e-4, atol=1e-5):
+    """Gradients of a random projection of ``got`` and of ``want`` w.r.t. ``params`` agree (a
+    parameter ``want`` does not use must get no or an all-zero gradient); returns ``got``'s."""
+    w = torch.randn_like(got)
+    g1 = torch.autograd.grad((got * w).sum(), params, allow_unused=True)
+    g2 = torch.autograd.grad((want * w).sum(), params, allow_unused=True)
+    for a, b in zip(g1, g2, strict=True):
+        if b is None:
+            assert a is None or torch.count_nonzero(a) == 0
+        else:
+            torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
+    return g1

@@ -98,7 +98,8 @@ def _cpu_key() -> str:
 
 def _build_dir(sources: list[Path]) -> Path:
     h = hashlib.sha256()
-    for src in sources:
+    headers = sorted({hd for src in sources for hd in src.parent.glob("*.h")})
+    for src in [*sources, *headers]:  # a changed shared header must rebuild too
         h.update(src.name.encode())
         h.update(src.read_bytes())
     h.update(" ".join(CFLAGS + LDFLAGS).encode())
