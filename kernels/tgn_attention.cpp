@@ -42,37 +42,11 @@
 namespace dyngraph_tgn {
 namespace {
 
-constexpr double kInv2Pi = 0.15915494309189533577;
-constexpr double k2PiHi = 6.28318530717958623200;   // double nearest to 2 pi
-constexpr double k2PiLo = 2.4492935982947064e-16;    // 2 pi - k2PiHi
-constexpr double kHalfPi = 1.57079632679489661923;
-constexpr double kRound = 6755399441055744.0;  // 1.5 * 2^52
-constexpr double kMaxReduced = 1e15;  // |x| beyond this: std::cos
 // below this many scalar operations a call runs serially (a parallel region costs more)
 constexpr int64_t kSerialWork = 1 << 16;
 
-// cos(x) for |x| < kMaxReduced; |error| < 1e-11 + |x| * 2e-16
-inline double cos_reduced(double x) {
-  // round to nearest by the 1.5 * 2^52 trick (std::floor blocks GCC's vectoriser); exact for
-  // |x| < 2^51 * 2 pi, callers route larger arguments to std::cos
-  const double n = (x * kInv2Pi + kRound) - kRound;
-  double r = x - n * k2PiHi;
-  r -= n * k2PiLo;                       // r in [-pi, pi]
-  const double y = std::fabs(r) - kHalfPi;  // cos(r) = -sin(|r| - pi/2), y in [-pi/2, pi/2]
-  const double y2 = y * y;
-  // Taylor series of sin(y) / y to y^16 (next term < 7e-12 on [-pi/2, pi/2])
-  double p = -1.0 / 1307674368000.0;
-  p = p * y2 + 1.0 / 6227020800.0;
-  p = p * y2 - 1.0 / 39916800.0;
-  p = p * y2 + 1.0 / 362880.0;
-  p = p * y2 - 1.0 / 5040.0;
-  p = p * y2 + 1.0 / 120.0;
-  p = p * y2 - 1.0 / 6.0;
-  p = p * y2 + 1.0;
-  return -y * p;
-}
+using namespace dyngraph_fast_math;  // exp_fast, cos_reduced and their constants
 
-using dyngraph_fast_math::exp_fast;
 
 // phi[i] = cos(phi[i] + b[i]) for arguments below kMaxReduced. Double: cos_reduced. Float:
 // the argument is reduced modulo 2 pi in double (exact enough for ~1e7 rad), the reduced

@@ -37,7 +37,7 @@ namespace {
 
 constexpr int64_t kSerialRows = 256;  // below this many rows a call runs serially
 
-using dyngraph_fast_math::exp_fast;
+using namespace dyngraph_fast_math;  // exp_fast, cos_reduced and their constants
 
 template <typename scalar_t>
 inline scalar_t sigmoid(scalar_t x) {
@@ -156,33 +156,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> tgn_gru_gates_backward(const at::
   return {g_gi, g_gh, g_s};
 }
 
-
 // ---------------------------------------------------------------- memory bookkeeping
-constexpr double kInv2Pi = 0.15915494309189533577;
-constexpr double k2PiHi = 6.28318530717958623200;
-constexpr double k2PiLo = 2.4492935982947064e-16;
-constexpr double kHalfPi = 1.57079632679489661923;
-constexpr double kRound = 6755399441055744.0;  // 1.5 * 2^52
-constexpr double kMaxReduced = 1e15;
-
-// cos(x) for |x| < kMaxReduced (as kernels/tgn_attention.cpp: reduction modulo 2 pi in
-// double, then a polynomial; |error| < 1e-11 + |x| * 2e-16)
-inline double cos_reduced(double x) {
-  const double n = (x * kInv2Pi + kRound) - kRound;
-  double r = x - n * k2PiHi;
-  r -= n * k2PiLo;
-  const double y = std::fabs(r) - kHalfPi;
-  const double y2 = y * y;
-  double p = -1.0 / 1307674368000.0;
-  p = p * y2 + 1.0 / 6227020800.0;
-  p = p * y2 - 1.0 / 39916800.0;
-  p = p * y2 + 1.0 / 362880.0;
-  p = p * y2 - 1.0 / 5040.0;
-  p = p * y2 + 1.0 / 120.0;
-  p = p * y2 - 1.0 / 6.0;
-  p = p * y2 + 1.0;
-  return -y * p;
-}
 
 // phi[i] = cos(d * w[i] (+ b[i])) with torch's roundings: d * w is rounded before the sum
 template <typename scalar_t>
