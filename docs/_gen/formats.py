@@ -64,8 +64,8 @@ def memory_models(data: dict) -> list[Table]:
 def tgn_vs_pyg(data: dict) -> list[Table]:
     """``{"args": ..., "results": {implementation: {...}}}`` (tgn_vs_pyg.py)."""
     recs = []
-    # the main run, then any extra runs stored beside it (e.g. other thread counts)
-    for run in [data, *(data.get("one_thread_runs") or [])]:
+    # the main run, then any extra runs stored beside it (other thread counts, datasets)
+    for run in [data, *(data.get("more_runs") or [])]:
         args = run["args"]
         for impl, r in run["results"].items():
             recs.append({
