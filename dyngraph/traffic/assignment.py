@@ -125,6 +125,8 @@ class _Engine:
 
     def __init__(self, graph: RoutingGraph, cost: BPR, od: ODPairs, method: str) -> None:
         self.g, self.cost, self.od, self.method = graph, cost, od, method
+        # resolved once per solve, not per line search (a backend lookup and a closure)
+        self.root = native_poly_root()
 
     def aon(self, t: np.ndarray, od: ODPairs) -> np.ndarray:
         return self.g.aon(t, od)[0]
@@ -132,22 +134,28 @@ class _Engine:
     def line_search(self, cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray) -> np.ndarray:
         """Exact step in [0, 1] along ``d`` per scenario, given ``g0 = sum t(x) d < 0``."""
         if cost.int_power is not None:
-            return _poly_line_search(cost, x, d, g0)
+            return _poly_line_search(cost, x, d, g0, self.root)
         return _newton_line_search(cost, x, d, g0)
 
 
+_AUTO = object()  # "look the native root finder up" (callers in a loop pass it in)
 _BINOM = [[float(comb(n, k)) for k in range(n + 1)] for n in range(9)]
 #: at most this many rows take the scalar line search (see _poly_line_search)
 _SCALAR_ROWS = 4
 
 
-def _poly_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray) -> np.ndarray:
+def _poly_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray,
+                      root=_AUTO) -> np.ndarray:
     """Line search when every link has the same integer BPR power ``P``.
 
     Then ``g(tau) = sum_a d_a t_a(x_a + tau d_a)`` is a degree-``P`` polynomial in ``tau``
     whose coefficients cost one pass over the links; the root is found on ``(S,)`` arrays
-    (safeguarded Newton), so the step is exact at the price of O(E) work.
+    (safeguarded Newton), so the step is exact at the price of O(E) work. ``root``: the
+    native root finder from :func:`~dyngraph.traffic.paths.native_poly_root` (looked up when
+    not given; ``None`` for the Python ones).
     """
+    if root is _AUTO:
+        root = native_poly_root()
     p = cost.int_power
     s_count = x.shape[0]
     coef = np.empty((s_count, p + 1))
@@ -166,7 +174,6 @@ def _poly_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray) -
     todo = g1 > 0  # otherwise Beckmann still decreases at tau = 1: take the full step
     if not todo.any():
         return tau
-    root = native_poly_root()
     if root is not None:  # every row in C++, bit-identical to _poly_root (S = 1 or a batch)
         tau[todo] = root(coef[todo], g1[todo])
         return tau
@@ -229,8 +236,6 @@ def _poly_root(c: list[float], g1: float) -> float:
         nt = t - delta
         t = nt if lo < nt < hi else 0.5 * (lo + hi)
     return t
-
-
 
 
 def _newton_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray,
