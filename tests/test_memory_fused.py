@@ -238,7 +238,7 @@ def test_link_bce_gradcheck_and_value():
     torch.testing.assert_close(_loss(big, -big), torch.tensor(80.0))
 
 
-def test_lean_fused_adam_is_bit_for_bit_fused_adam():
+def test_make_optimizer_is_bit_for_bit_fused_adam():
     torch.manual_seed(11)
     a = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     b = copy.deepcopy(a)

@@ -141,80 +141,15 @@ def build_model(cfg: StreamingConfig, num_nodes: int, feat_dim: int, time_scale:
     return model
 
 
-class _LeanFusedAdam(torch.optim.Adam):
-    """``torch.optim.Adam(fused=True)`` whose :meth:`step` skips the per-call bookkeeping of
-    the generic implementation (gathering the per-parameter state into lists, grouping by
-    device and dtype: ~0.1 ms of Python per TGN step, about as much as the update itself) once
-    the state exists: the state lists are kept and the same two kernels run
-    (``_foreach_add_`` on the step counts, ``_fused_adam_``), so the update is bit-for-bit
-    that of ``Adam(fused=True)``. Anything unusual (closures, hooks, several groups, missing
-    gradients, amsgrad / maximize / capturable / differentiable / tensor learning rates, mixed
-    devices or dtypes) goes through ``Adam.step``; so does the first step (it creates the
-    state). State dicts are Adam's."""
-
-    def __init__(self, params, lr: float) -> None:
-        super().__init__(params, lr=lr, fused=True)
-        self._lean: tuple | None = None
-
-    def load_state_dict(self, state_dict) -> None:
-        self._lean = None
-        super().load_state_dict(state_dict)
-
-    def _lean_lists(self) -> tuple | None:
-        if len(self.param_groups) != 1:
-            return None
-        g = self.param_groups[0]
-        if (g["amsgrad"] or g["maximize"] or g["capturable"] or g["differentiable"]
-                or g.get("decoupled_weight_decay", False) or isinstance(g["lr"], torch.Tensor)):
-            return None
-        params = g["params"]
-        if not params or any(p not in self.state for p in params):
-            return None
-        st = [self.state[p] for p in params]
-        kinds = {(p.device, p.dtype) for p in params}
-        if len(kinds) != 1:
-            return None
-        return (params, [s["exp_avg"] for s in st], [s["exp_avg_sq"] for s in st],
-                [s["step"] for s in st])
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
-
-        lean = self._lean
-        grads = None
-        if (lean is not None and closure is None and len(self.param_groups) == 1
-                and self.param_groups[0]["params"] is lean[0]
-                and not (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
-                         or _global_optimizer_pre_hooks or _global_optimizer_post_hooks)):
-            grads = [p.grad for p in lean[0]]
-            if any(gr is None for gr in grads):
-                grads = None
-        if grads is None:
-            out = super().step(closure)
-            self._lean = self._lean_lists()
-            return out
-        g = self.param_groups[0]
-        params, exp_avgs, exp_avg_sqs, steps = lean
-        beta1, beta2 = g["betas"]
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False,
-                           lr=g["lr"], beta1=beta1, beta2=beta2,
-                           weight_decay=g["weight_decay"], eps=g["eps"], maximize=False,
-                           grad_scale=None, found_inf=None)
-        return None
-
-
 def make_optimizer(model, lr: float) -> torch.optim.Optimizer:
     """Adam over ``model``'s parameters; the fused (single-kernel) implementation when every
     parameter is on the CPU or a CUDA device (one call instead of ~10 small ops per parameter
-    tensor, ~0.5 ms per TGN step on CPU; same update rule), with a lean step
-    (:class:`_LeanFusedAdam`, bit-for-bit ``Adam(fused=True)``)."""
+    tensor, ~0.5 ms per TGN step on CPU; same update rule)."""
     params = list(model.parameters())
     fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
                                  for p in params)
     try:
-        return _LeanFusedAdam(params, lr=lr) if fused else torch.optim.Adam(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, fused=fused)
     except (RuntimeError, TypeError):  # an older torch without fused CPU Adam
         return torch.optim.Adam(params, lr=lr)
 
