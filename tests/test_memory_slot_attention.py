@@ -149,11 +149,13 @@ def test_one_slot_store_keeps_each_nodes_latest_message():
 
 
 def test_distinct_ids_equal_torch_unique():
-    from dyngraph.nn.memory import TGN
+    from dyngraph.nn.memory._ids import bitmap_unique
 
-    model = TGN(50, memory_dim=4, time_dim=4, embedding_dim=4)
     a, b = torch.randint(0, 50, (40,)), torch.randint(0, 50, (6, 5))
-    assert torch.equal(model._distinct(a, b), torch.unique(torch.cat([a, b.reshape(-1)])))
+    assert torch.equal(bitmap_unique(50, a, b)[0], torch.unique(torch.cat([a, b.reshape(-1)])))
+    uq, inv = bitmap_unique(50, a, inverse_of=a)
+    ref_uq, ref_inv = torch.unique(a, return_inverse=True)
+    assert torch.equal(uq, ref_uq) and torch.equal(inv, ref_inv)
 
 
 def test_decoder_candidates_equal_pairwise_scores():

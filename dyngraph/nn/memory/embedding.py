@@ -9,6 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from dyngraph.nn.memory._ids import bitmap_unique
 from dyngraph.nn.memory.attention import _native_slot_attention_ok, slot_attention
 from dyngraph.nn.memory.time_encoding import TimeEncoder
 
@@ -365,11 +366,8 @@ class GraphAttentionEmbedding(nn.Module):
         # times per batch, e.g. as source and as negative) and gathered
         inv = None
         if nbr.query_index is not None:
-            # distinct rows and inverse by a bitmap over node_mem's rows (cheaper than a sort)
-            mark = torch.zeros(nbr.node_mem.size(0), dtype=torch.bool, device=mem.device)
-            mark.index_fill_(0, nbr.query_index, True)
-            uq = mark.nonzero().view(-1)
-            inv = (torch.cumsum(mark, 0) - 1).index_select(0, nbr.query_index)
+            uq, inv = bitmap_unique(nbr.node_mem.size(0), nbr.query_index,
+                                    inverse_of=nbr.query_index)
         # merge1(s || W_o a + b_o) = M_s s + (M_a W_o) a + (b_1 + M_a b_o): lin_o folded in;
         # the node-level maps (lin_q and M_s) run as one matmul. Keys and values are affine
         # maps of the slot input y_j = [s_j | e_j | phi_j | 1]: K_j = W_key y_j,
