@@ -196,6 +196,17 @@ def unavailable_reason() -> str | None:
         return reason  # type: ignore[return-value]
 
 
+def op_usable(name: str) -> bool:
+    """Whether ``torch.ops.dyngraph.<name>`` may be used: the ops backend is not forced to a
+    non-native one (``DYNGRAPH_OPS_BACKEND``), the extension loads, and it contains the op
+    (an extension built from older sources may not)."""
+    from dyngraph.ops.backend import get_backend
+
+    if get_backend() not in ("auto", "native") or unavailable_reason() is not None:
+        return False
+    return hasattr(torch.ops.dyngraph, name)
+
+
 def load() -> None:
     """Build/load now; raise :class:`~dyngraph.errors.BackendError` if that is impossible."""
     reason = unavailable_reason()

@@ -98,14 +98,11 @@ def dense_attention(q_g: Tensor, q_d: Tensor, y_g: Tensor, y_d: Tensor, mask: Te
 
 # ------------------------------------------------------------------ fused native path
 def _native_slot_attention_ok() -> bool:
-    """Whether the fused kernel (``kernels/tgn_attention.cpp``) may be used: the native
-    extension loads, contains it, and the ops backend is not forced to another backend."""
+    """Whether the fused kernel (``kernels/tgn_attention.cpp``) may be used
+    (:func:`dyngraph.ops._native.op_usable`)."""
     from dyngraph.ops import _native
-    from dyngraph.ops.backend import get_backend
 
-    if get_backend() not in ("auto", "native") or _native.unavailable_reason() is not None:
-        return False
-    return hasattr(torch.ops.dyngraph, "tgn_slot_attention")
+    return _native.op_usable("tgn_slot_attention")
 
 
 class _SlotAttention(torch.autograd.Function):

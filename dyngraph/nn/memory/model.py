@@ -35,13 +35,11 @@ __all__ = ["MemoryModel", "MemoryUpdate", "NeighborQuery"]
 
 
 def _native_memory_ok() -> bool:
-    """Whether the native memory bookkeeping ops (``kernels/tgn_memory.cpp``) may be used."""
+    """Whether the native memory bookkeeping ops (``kernels/tgn_memory.cpp``) may be used
+    (:func:`dyngraph.ops._native.op_usable`)."""
     from dyngraph.ops import _native
-    from dyngraph.ops.backend import get_backend
 
-    if get_backend() not in ("auto", "native") or _native.unavailable_reason() is not None:
-        return False
-    return hasattr(torch.ops.dyngraph, "tgn_memory_gather")
+    return _native.op_usable("tgn_memory_gather")
 
 
 class NeighborQuery(Protocol):

@@ -11,14 +11,11 @@ __all__ = ["GRUUpdater", "RNNUpdater", "ResidualUpdater", "gru_cell"]
 
 
 def _native_gru_ok() -> bool:
-    """Whether the fused GRU gates of ``kernels/tgn_memory.cpp`` may be used (extension loaded,
-    op present, ops backend not forced to another backend)."""
+    """Whether the fused GRU gates (``kernels/tgn_memory.cpp``) may be used
+    (:func:`dyngraph.ops._native.op_usable`)."""
     from dyngraph.ops import _native
-    from dyngraph.ops.backend import get_backend
 
-    if get_backend() not in ("auto", "native") or _native.unavailable_reason() is not None:
-        return False
-    return hasattr(torch.ops.dyngraph, "tgn_gru_gates")
+    return _native.op_usable("tgn_gru_gates")
 
 
 class _GRUCell(torch.autograd.Function):
