@@ -111,6 +111,21 @@ struct SweepCtx {
   double* ocp;
 };
 
+// Plan entry k as (tail, head, link): columns (3, stride), backward links stored as ~link.
+struct PlanEntries {
+  const int32_t* et;
+  const int32_t* eh;
+  const int32_t* el;
+  PlanEntries(const int32_t* en, int64_t stride)
+      : et(en), eh(en + stride), el(en + 2 * stride) {}
+  void operator()(int64_t k, int32_t& t, int32_t& h, int32_t& l) const {
+    t = et[k];
+    h = eh[k];
+    const int32_t e = el[k];
+    l = e < 0 ? ~e : e;
+  }
+};
+
 // Steps 2 and 3 below, shared by the vector and the scalar sweeps: `relax(k)` relaxes plan
 // entry k, marks its head dirty and returns whether a label improved.
 template <class Relax>
@@ -158,15 +173,7 @@ bool sweep_origin(const int32_t* en, int64_t ne, int64_t stride, int64_t R, cons
   using vd = typename SweepLanes<W>::vd;
   using vi = typename SweepLanes<W>::vi;
   using vp = typename SweepLanes<W>::vp;
-  const int32_t* et = en;
-  const int32_t* eh = en + stride;
-  const int32_t* el = en + 2 * stride;
-  auto entry = [&](int64_t k, int32_t& t, int32_t& h, int32_t& l) {
-    t = et[k];
-    h = eh[k];
-    const int32_t e = el[k];
-    l = e < 0 ? ~e : e;
-  };
+  const PlanEntries entry(en, stride);
   const int64_t nf = std::min<int64_t>(std::max<int64_t>(seg[R], 0), ne);
   for (int64_t k = 0; k < nf; ++k) {
     int32_t t, h, l;
@@ -199,15 +206,7 @@ bool sweep_origin<1>(const int32_t* en, int64_t ne, int64_t stride, int64_t R,
   double* d = reinterpret_cast<double*>(dist);
   int32_t* pr = reinterpret_cast<int32_t*>(pred);
   const double* c = reinterpret_cast<const double*>(cT);
-  const int32_t* et = en;
-  const int32_t* eh = en + stride;
-  const int32_t* el = en + 2 * stride;
-  auto entry = [&](int64_t k, int32_t& t, int32_t& h, int32_t& l) {
-    t = et[k];
-    h = eh[k];
-    const int32_t e = el[k];
-    l = e < 0 ? ~e : e;
-  };
+  const PlanEntries entry(en, stride);
   const int64_t nf = std::min<int64_t>(std::max<int64_t>(seg[R], 0), ne);
   for (int64_t k = 0; k < nf; ++k) {
     int32_t t, h, l;
