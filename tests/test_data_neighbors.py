@@ -5,13 +5,28 @@ import pytest
 import torch
 
 from dyngraph.data import EventStream, TemporalNeighborIndex
+from dyngraph.data.neighbors import _native_ok
 from dyngraph.datasets import CollegeMsg
-from dyngraph.errors import ShapeError
+from dyngraph.errors import DataError, ShapeError
 
 
 @pytest.fixture(scope="module")
 def uci():
     return CollegeMsg()
+
+
+# the time query has a native kernel (kernels/temporal_neighbors.cpp) and a PyTorch path
+@pytest.fixture(params=["native", "torch"])
+def path(request):
+    if request.param == "native" and not _native_ok():
+        pytest.skip("native extension unavailable")
+    return request.param
+
+
+def _index(stream, path, **kw):
+    index = TemporalNeighborIndex(stream, **kw)
+    index._native = path == "native"
+    return index
 
 
 def _brute(src, dst, t, node, time_, k, undirected, before_eid=None):
@@ -41,9 +56,9 @@ def _check(block, refs, k):
 
 
 @pytest.mark.parametrize("undirected", [True, False])
-def test_matches_brute_force_on_collegemsg(uci, undirected):
+def test_matches_brute_force_on_collegemsg(uci, undirected, path):
     src, dst, t = uci.src.numpy(), uci.dst.numpy(), uci.t.numpy()
-    index = TemporalNeighborIndex(uci, undirected=undirected)
+    index = _index(uci, path, undirected=undirected)
     rng = np.random.default_rng(0)
     ev = rng.integers(0, uci.num_events, 150)
     # query the endpoints of real events at their own time (the model's pattern), plus
@@ -67,9 +82,9 @@ def test_query_before_event_matches_brute_force(uci):
     _check(block, refs, 5)
 
 
-def test_strictly_before_and_ties():
+def test_strictly_before_and_ties(path):
     s = EventStream([0, 0, 0, 1], [1, 2, 3, 0], [1.0, 2.0, 2.0, 3.0])
-    idx = TemporalNeighborIndex(s)
+    idx = _index(s, path)
     b = idx.query(torch.tensor([0, 0, 0]), torch.tensor([2.0, 2.5, 10.0]), 3)
     assert b.nbr[0].tolist() == [1, 0, 0] and b.mask[0].tolist() == [True, False, False]
     assert b.nbr[1].tolist() == [3, 2, 1]  # tie at t=2 broken by event order, newest first
@@ -81,18 +96,35 @@ def test_strictly_before_and_ties():
     assert not e.mask.any() and (e.eid == -1).all()
 
 
-def test_directed_index_only_sees_out_neighbours():
+def test_directed_index_only_sees_out_neighbours(path):
     s = EventStream([0, 1], [1, 2], [1.0, 2.0])
-    idx = TemporalNeighborIndex(s, undirected=False)
+    idx = _index(s, path, undirected=False)
     b = idx.query(torch.tensor([1, 2]), torch.tensor([9.0, 9.0]), 2)
     assert b.nbr[0].tolist() == [2, 0] and not b.mask[1].any()
 
 
-def test_empty_stream_and_shape_errors():
+def test_empty_stream_and_shape_errors(path):
     s = EventStream(torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long),
                     torch.empty(0), num_nodes=3)
-    b = TemporalNeighborIndex(s).query(torch.tensor([0, 2]), torch.tensor([1.0, 1.0]), 4)
+    b = _index(s, path).query(torch.tensor([0, 2]), torch.tensor([1.0, 1.0]), 4)
     assert b.nbr.shape == (2, 4) and not b.mask.any()
-    idx = TemporalNeighborIndex(EventStream([0], [1], [0.0]))
+    idx = _index(EventStream([0], [1], [0.0]), path)
     with pytest.raises(ShapeError):
         idx.query(torch.tensor([0, 1]), torch.tensor([1.0, 2.0, 3.0]), 2)
+    with pytest.raises(DataError, match="query nodes"):
+        idx.query(torch.tensor([0, 5]), torch.tensor([1.0, 2.0]), 2)
+    with pytest.raises(ShapeError):
+        idx.query(torch.tensor([0]), torch.tensor([1.0]), -1)
+
+
+def test_native_and_torch_paths_agree_exactly(uci):
+    if not _native_ok():
+        pytest.skip("native extension unavailable")
+    nat, ref = _index(uci, "native"), _index(uci, "torch")
+    g = torch.Generator().manual_seed(0)
+    nodes = torch.randint(0, uci.num_nodes, (500,), generator=g)
+    t = uci.t[torch.randint(0, uci.num_events, (500,), generator=g)]
+    t = torch.cat([t[:250], t[250:] + torch.randn(250, generator=g, dtype=torch.float64) * 1e4])
+    for k in (0, 1, 10):
+        for a, b in zip(nat.query(nodes, t, k), ref.query(nodes, t, k)):
+            assert a.dtype == b.dtype and torch.equal(a, b)

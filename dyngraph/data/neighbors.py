@@ -13,6 +13,14 @@ from dyngraph.errors import DataError, ShapeError
 __all__ = ["NeighborBlock", "TemporalNeighborIndex"]
 
 
+def _native_ok() -> bool:
+    """Whether ``torch.ops.dyngraph.tgn_neighbors`` (``kernels/temporal_neighbors.cpp``) may
+    be used (:func:`dyngraph.ops._native.op_usable`)."""
+    from dyngraph.ops import _native
+
+    return _native.op_usable("tgn_neighbors")
+
+
 class NeighborBlock(NamedTuple):
     """Neighbours of ``B`` query nodes, most recent first, padded to ``k``.
 
@@ -73,6 +81,8 @@ class TemporalNeighborIndex:
         # per-node "how many entries before event e" question for a whole batch at once
         self._stride = e + 1
         self._key = node * self._stride + self.eid
+        self.t = self.t.to(torch.float64).contiguous()
+        self._native: bool | None = None  # decided at the first query
 
     def degree(self, nodes: Tensor, t: Tensor | None = None) -> Tensor:
         """Number of indexed events of each node (strictly before ``t`` when given)."""
@@ -105,6 +115,19 @@ class TemporalNeighborIndex:
             :class:`NeighborBlock` with tensors of shape ``[B, k]``, most recent first.
         """
         nodes = torch.as_tensor(nodes, dtype=torch.long).view(-1)
+        if self._native is None:
+            self._native = self.t.device.type == "cpu" and _native_ok()
+        if self._native and k >= 0 and nodes.device.type == "cpu":
+            t = torch.as_tensor(t, dtype=torch.float64).view(-1)
+            if t.numel() == 1 and nodes.numel() != 1:
+                t = t.expand(nodes.numel())
+            if t.numel() != nodes.numel():
+                raise ShapeError(f"query: {nodes.numel()} nodes but {t.numel()} times; pass "
+                                 "one time per node.")
+            self._check_nodes(nodes)
+            # one pass: per-node binary search on the entries' times, then the k slots
+            return NeighborBlock(*torch.ops.dyngraph.tgn_neighbors(
+                self.ptr, self.t, self.nbr, self.eid, nodes, t.contiguous(), k))
         return self._gather(nodes, self._cutoff(t, nodes.numel()), k)
 
     def query_before_event(self, nodes: Tensor, eid: Tensor | int, k: int) -> NeighborBlock:
@@ -119,14 +142,17 @@ class TemporalNeighborIndex:
                              "event ids.")
         return self._gather(nodes, eid.clamp(0, self.num_events), k)
 
-    def _gather(self, nodes: Tensor, cutoff: Tensor, k: int) -> NeighborBlock:
-        if k < 0:
-            raise ShapeError(f"k={k} must be non-negative.")
+    def _check_nodes(self, nodes: Tensor) -> None:
         if nodes.numel():
             lo, hi = (int(v) for v in torch.aminmax(nodes))
             if lo < 0 or hi >= self.num_nodes:
                 raise DataError(f"query nodes must be in [0, {self.num_nodes}); got ids "
                                 f"{lo}..{hi}.")
+
+    def _gather(self, nodes: Tensor, cutoff: Tensor, k: int) -> NeighborBlock:
+        if k < 0:
+            raise ShapeError(f"k={k} must be non-negative.")
+        self._check_nodes(nodes)
         start = self.ptr[nodes]
         end = self._end(nodes, cutoff)
         # padded-array position of the j-th most recent entry is end - j (entry 0 = padding)
