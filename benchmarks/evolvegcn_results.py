@@ -71,7 +71,7 @@ def run_grid(args: argparse.Namespace) -> None:
                     checkpoint=str(out / f".{path.stem}.ckpt"),
                 )
                 res = run_snapshot_linkpred(ns)
-                keys = ("map", "mrr") if task == "linkpred" else ("f1", "f1_macro")
+                keys = ("map", "mrr") if task == "linkpred" else ("f1", "f1_macro", "f1_micro")
                 print(
                     f"{path.stem}: "
                     + ", ".join(f"{k}={res[k]:.4f}" for k in keys)
@@ -85,7 +85,7 @@ def summarize(out: Path) -> dict:
     runs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     cells: dict = {}
     for r in runs:
-        keys = ("map", "mrr") if r["task"] == "linkpred" else ("f1", "f1_macro")
+        keys = ("map", "mrr") if r["task"] == "linkpred" else ("f1", "f1_macro", "f1_micro")
         c = cells.setdefault(f"{r['task']}/{r['dataset']}/{r['model']}", {"runs": []})
         c["runs"].append(
             {k: r.get(k) for k in (*keys, "seed", "epochs_run", "best_val")}
@@ -125,7 +125,7 @@ def print_tables(out: Path) -> None:
         if not sel:
             continue
         datasets = sorted({r["dataset"] for r in sel})
-        metrics = ("map", "mrr") if task == "linkpred" else ("f1", "f1_macro")
+        metrics = ("map", "mrr") if task == "linkpred" else ("f1", "f1_macro", "f1_micro")
         modes = sorted({(r["model"], r["mode"]) for r in sel})
         print(
             f"\n### {task} (history {sel[0]['history']}, "
