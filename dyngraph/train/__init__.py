@@ -10,6 +10,7 @@ from dyngraph.train.checkpoint import (
     save_checkpoint,
 )
 from dyngraph.train.distributed import DistContext, train_epoch_distributed
+from dyngraph.train.optim import LeanAdam
 from dyngraph.train.snapshot import (
     OFFICIAL_CONFIGS,
     PAPER_RESULTS,
@@ -35,6 +36,7 @@ from dyngraph.train.streaming import (
 )
 
 __all__ = [
+    "LeanAdam",
     "StreamingConfig",
     "LinkPredResult",
     "build_model",
