@@ -28,11 +28,14 @@ class LeanAdam(torch.optim.Adam):
         super().__init__(params, lr=lr, fused=True, **kwargs)
 
     def add_param_group(self, param_group: dict) -> None:
+        """:meth:`torch.optim.Optimizer.add_param_group` (the cached lists are dropped)."""
         self._lean = None
         super().add_param_group(param_group)
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self._lean = None  # the state tensors are replaced
+        """:meth:`torch.optim.Optimizer.load_state_dict`; the state tensors are replaced, so
+        the cached lists are dropped."""
+        self._lean = None
         super().load_state_dict(state_dict)
 
     def _simple(self) -> dict | None:
@@ -46,6 +49,7 @@ class LeanAdam(torch.optim.Adam):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One Adam update, as :meth:`torch.optim.Adam.step` (same arguments and result)."""
         g = self._simple() if closure is None else None
         if g is None:
             self._lean = None
