@@ -494,6 +494,8 @@ class SnapshotTrainer:
             if isinstance(cw, str):
                 raise ConfigError("class_weights='balanced' is for edge classification")
             self.weights = torch.tensor((0.1, 0.9) if cw is None else cw, dtype=torch.float)
+        # nodes active at each step, for the negative sampler (drawn every training sample)
+        self._active = [m.nonzero().view(-1) for m in task.node_mask]
         self.epoch, self.best, self.best_state, self.history_log = 0, -1.0, None, []
         self.epoch_times: list[float] = []
         # edge classification decides class 1 when logit_1 - logit_0 > threshold (0 = argmax)
@@ -505,7 +507,7 @@ class SnapshotTrainer:
         lo = max(0, t - self.cfg.history)
         # the authors concatenate each history snapshot's node set, so a node is drawn in
         # proportion to the number of snapshots it was active in
-        seen = torch.cat([m.nonzero().view(-1) for m in self.task.node_mask[lo : t + 1]])
+        seen = torch.cat(self._active[lo : t + 1])
         if seen.numel() == 0:
             seen = torch.arange(n)
         m = pos.size(1) * mult
