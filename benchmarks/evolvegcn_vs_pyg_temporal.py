@@ -11,7 +11,8 @@ PyG Temporal (``pip install torch-geometric-temporal``; it imports torch-sparse)
 when it is not importable the peer rows are skipped with a note. Timings on a shared CPU are
 noisy; compare ratios from one run, not absolute numbers across runs.
 
-    python benchmarks/evolvegcn_vs_pyg_temporal.py [--repeats 5] [--fast] [--out results.json]
+    python benchmarks/evolvegcn_vs_pyg_temporal.py [--repeats 5] [--fast] [--clock wall|cpu]
+        [--threads N] [--require-native] [--out results.json]
 
 PyG Temporal 0.56.2 needs torch-sparse, which dyngraph does not; keep it in its own venv and
 run this script there with dyngraph on the path, e.g.
@@ -85,9 +86,12 @@ def _graphs(num_snapshots: int | None):
     return out, n
 
 
+_CLOCK = time.perf_counter
+
+
 def _epoch(model, xs, graphs, step_fn) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=1e-4)
-    t0 = time.perf_counter()
+    t0 = _CLOCK()
     loss = 0.0
     state = None
     for x, g in zip(xs, graphs):
@@ -96,20 +100,44 @@ def _epoch(model, xs, graphs, step_fn) -> float:
     opt.zero_grad()
     loss.backward()
     opt.step()
-    return time.perf_counter() - t0
+    return _CLOCK() - t0
 
 
-def _time(name, model, xs, graphs, step_fn, repeats, reset=None) -> float:
-    times = []
+def _time_interleaved(entries, xs, repeats) -> dict[str, list[float]]:
+    """Epoch times of every model, run round-robin (one epoch of each per round) so that a
+    change of load on the shared machine hits all of them alike; round 0 is warm-up."""
+    times: dict[str, list[float]] = {key: [] for key, *_ in entries}
     for r in range(repeats + 1):
-        if reset is not None:
-            reset(model)
-        t = _epoch(model, xs, graphs, step_fn)
-        if r > 0:  # first epoch is warm-up
-            times.append(t)
-    med = statistics.median(times)
-    print(f"{name:<44} {med:8.3f} s/epoch   (min {min(times):.3f}, n={len(times)})", flush=True)
-    return med
+        for key, _label, model, graphs, step_fn, reset in entries:
+            if reset is not None:
+                reset(model)
+            t = _epoch(model, xs, graphs, step_fn)
+            if r > 0:
+                times[key].append(t)
+    for key, label, *_ in entries:
+        ts = times[key]
+        print(
+            f"{label:<44} {statistics.median(ts):8.3f} s/epoch   (min {min(ts):.3f}, n={len(ts)})",
+            flush=True,
+        )
+    return times
+
+
+def _native_path() -> str:
+    """Which dyngraph path runs: the fused kernels of ``kernels/evolve.cpp`` or the torch
+    fallback (then the figures are not dyngraph's best and the report must say so)."""
+    from dyngraph.ops import _native
+    from dyngraph.ops.backend import get_backend
+
+    if get_backend() not in ("auto", "native"):
+        return f"torch fallback (DYNGRAPH_OPS_BACKEND={get_backend()})"
+    reason = _native.unavailable_reason()
+    if reason is not None:
+        return f"torch fallback ({reason})"
+    missing = [op for op in ("evolve_gcn_conv", "evolve_mat_gru") if not _native.op_usable(op)]
+    if missing:
+        return f"torch fallback (native ops unusable: {', '.join(missing)})"
+    return "native fused kernels (kernels/evolve.cpp)"
 
 
 def _dyngraph_step(model, x, g, state):
@@ -139,10 +167,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--fast", action="store_true", help="20 snapshots, 2 repeats")
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: elapsed time; cpu: this process's CPU time (less disturbed by other jobs "
+        "on a shared machine; meaningful with one thread)",
+    )
     p.add_argument("--out", default=None, help="write the medians and ratios as JSON here")
+    p.add_argument(
+        "--require-native",
+        action="store_true",
+        help="fail instead of timing dyngraph's torch fallback when the native kernels are "
+        "unavailable",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    global _CLOCK
+    _CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     graphs, n = _graphs(20 if args.fast else None)
     repeats = 2 if args.fast else args.repeats
     c = args.channels
@@ -165,64 +208,73 @@ def main(argv: list[str] | None = None) -> None:
         how = f"not available ({type(e).__name__}: {e})"
         print(f"PyG Temporal {how}; peer rows skipped.\n")
 
-    results = {}
+    path = _native_path()
+    print(f"dyngraph path: {path}\n")
+    if not path.startswith("native") and args.require_native:
+        raise SystemExit("dyngraph would run its torch fallback; --require-native given")
+
     torch.manual_seed(0)
-    results["o_cached"] = _time(
-        "dyngraph EvolveGCNO (cached adjacency)",
-        EvolveGCNO(c, c),
-        xs,
-        adjs,
-        _dyngraph_cached_step,
-        repeats,
-    )
-    results["o_raw"] = _time(
-        "dyngraph EvolveGCNO (normalise every call)",
-        EvolveGCNO(c, c),
-        xs,
-        graphs,
-        _dyngraph_step,
-        repeats,
-    )
-    if PeerO is not None:
-        results["o_peer"] = _time(
-            "PyG Temporal EvolveGCNO", PeerO(c), xs, graphs, _peer_step, repeats, reset=_reset_peer
-        )
-    results["h_cached"] = _time(
-        "dyngraph EvolveGCNH (cached adjacency)",
-        EvolveGCNH(c, c),
-        xs,
-        adjs,
-        _dyngraph_cached_step,
-        repeats,
-    )
-    results["h_raw"] = _time(
-        "dyngraph EvolveGCNH (normalise every call)",
-        EvolveGCNH(c, c),
-        xs,
-        graphs,
-        _dyngraph_step,
-        repeats,
-    )
-    if PeerH is not None:
-        results["h_peer"] = _time(
-            "PyG Temporal EvolveGCNH",
-            PeerH(n, c),
-            xs,
+    entries = [
+        (
+            "o_cached",
+            "dyngraph EvolveGCNO (cached adjacency)",
+            EvolveGCNO(c, c),
+            adjs,
+            _dyngraph_cached_step,
+            None,
+        ),
+        (
+            "o_raw",
+            "dyngraph EvolveGCNO (normalise every call)",
+            EvolveGCNO(c, c),
             graphs,
-            _peer_step,
-            repeats,
-            reset=_reset_peer,
+            _dyngraph_step,
+            None,
+        ),
+    ]
+    if PeerO is not None:
+        entries.append(
+            ("o_peer", "PyG Temporal EvolveGCNO", PeerO(c), graphs, _peer_step, _reset_peer)
         )
+    entries += [
+        (
+            "h_cached",
+            "dyngraph EvolveGCNH (cached adjacency)",
+            EvolveGCNH(c, c),
+            adjs,
+            _dyngraph_cached_step,
+            None,
+        ),
+        (
+            "h_raw",
+            "dyngraph EvolveGCNH (normalise every call)",
+            EvolveGCNH(c, c),
+            graphs,
+            _dyngraph_step,
+            None,
+        ),
+    ]
+    if PeerH is not None:
+        entries.append(
+            ("h_peer", "PyG Temporal EvolveGCNH", PeerH(n, c), graphs, _peer_step, _reset_peer)
+        )
+    times = _time_interleaved(entries, xs, repeats)
+    results = {key: statistics.median(ts) for key, ts in times.items()}
     ratios = {}
     for v in ("o", "h"):
         if f"{v}_peer" in results:
             peer = results[f"{v}_peer"]
-            ratios[f"evolvegcn{v}_cached"] = peer / results[f"{v}_cached"]
-            ratios[f"evolvegcn{v}_uncached"] = peer / results[f"{v}_raw"]
+            for mode, key in (("cached", f"{v}_cached"), ("uncached", f"{v}_raw")):
+                ratios[f"evolvegcn{v}_{mode}"] = peer / results[key]
+                # the median of the per-round ratios: each pairs epochs run back to back
+                paired = [p / d for p, d in zip(times[f"{v}_peer"], times[key])]
+                ratios[f"evolvegcn{v}_{mode}_paired"] = statistics.median(paired)
             print(
                 f"EvolveGCN{v.upper()} speed-up vs PyG Temporal: "
-                f"cached {peer / results[f'{v}_cached']:.2f}x, "
-                f"uncached {peer / results[f'{v}_raw']:.2f}x"
+                f"cached {ratios[f'evolvegcn{v}_cached']:.2f}x "
+                f"(paired {ratios[f'evolvegcn{v}_cached_paired']:.2f}x), "
+                f"uncached {ratios[f'evolvegcn{v}_uncached']:.2f}x "
+                f"(paired {ratios[f'evolvegcn{v}_uncached_paired']:.2f}x)"
             )
     if args.out:
         versions = {"torch": torch.__version__, "python": platform.python_version()}
@@ -238,14 +290,18 @@ def main(argv: list[str] | None = None) -> None:
             "num_nodes": n,
             "channels": c,
             "threads": torch.get_num_threads(),
+            "clock": args.clock,
             "repeats": repeats,
             "normalise_once_s": prep,
             "epoch_s_median": results,
             "speedup_vs_pyg_temporal": ratios,
             "versions": versions,
             "peer_loaded": how,
-            "note": "forward+backward+SGD step over all snapshots; medians after one warm-up "
-            "epoch; shared noisy CPU, compare ratios within this run",
+            "dyngraph_path": path,
+            "epoch_s_all": times,
+            "note": "forward+backward+SGD step over all snapshots; models run round-robin, one "
+            "epoch each per round, medians after one warm-up round; *_paired = median of the "
+            "per-round ratios; shared noisy CPU, compare ratios within this run",
         }
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2))

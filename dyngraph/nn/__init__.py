@@ -10,7 +10,7 @@ from dyngraph.nn.evolve import (
     detach_state,
     summarize,
 )
-from dyngraph.nn.gcn_norm import GCNAdjacency, gcn_norm
+from dyngraph.nn.gcn_norm import DiagonalSplit, GCNAdjacency, gcn_norm, gcn_split
 from dyngraph.nn.implicit import CGS, IGNN, ConvergentGraphSolver
 from dyngraph.nn.memory import (
     APAN,
@@ -42,8 +42,10 @@ __all__ = [
     "MatLSTMCell",
     "summarize",
     "detach_state",
+    "DiagonalSplit",
     "GCNAdjacency",
     "gcn_norm",
+    "gcn_split",
     "CGS",
     "IGNN",
     "ConvergentGraphSolver",

@@ -19,6 +19,13 @@ The matrix GRU applies one vector GRU to every column with shared gate matrices
 the number of nodes, so node sets may change freely between snapshots. No state is kept
 inside the modules: every ``forward`` takes the previous state and returns the new one, and
 ``forward_sequence`` threads it through a whole sequence.
+
+Speed: with the native extension (``kernels/evolve.cpp``, CPU float32/float64) the
+convolution :math:`\hat A X W` runs as one fused op each way on the diagonal + off-diagonal
+split of :math:`\hat A` (:class:`~dyngraph.nn.gcn_norm.DiagonalSplit`: a snapshot touches
+only a few hundred of its thousands of nodes), and each matrix-GRU step is one op each way.
+Their backward passes are first-order (``DYNGRAPH_OPS_BACKEND=torch`` selects the plain torch
+ops, e.g. for second derivatives); without the extension the torch ops are used.
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
-from dyngraph.errors import ConfigError, ShapeError
-from dyngraph.nn.gcn_norm import GCNAdjacency, as_adjacency
+from dyngraph.errors import BackendError, ConfigError, ShapeError
+from dyngraph.nn.gcn_norm import DiagonalSplit, GCNAdjacency, as_adjacency, gcn_split
 
 __all__ = [
     "MatGRUCell",
@@ -42,12 +50,57 @@ __all__ = [
     "detach_state",
 ]
 
-Graph = Tensor | GCNAdjacency
+Graph = Tensor | GCNAdjacency | DiagonalSplit
+_NATIVE_DTYPES = (torch.float32, torch.float64)
 
 
 def _uniform_(t: Tensor, fan: int) -> None:
     bound = 1.0 / math.sqrt(max(fan, 1))
     nn.init.uniform_(t, -bound, bound)
+
+
+def _mat_gru_reference(x: Tensor, h: Tensor, wx: Tensor, wh: Tensor, b: Tensor) -> Tensor:
+    """The matrix GRU step in plain torch ops (also the reference the tests compare with)."""
+    gx = torch.matmul(wx, x)  # [3, rows, cols]
+    uh = torch.matmul(wh[:2], h)
+    z = torch.sigmoid(gx[0] + uh[0] + b[0])
+    r = torch.sigmoid(gx[1] + uh[1] + b[1])
+    h_tilde = torch.tanh(gx[2] + wh[2] @ (r * h) + b[2])
+    return (1 - z) * h + z * h_tilde
+
+
+def _native_gru_ok(x: Tensor, h: Tensor, wx: Tensor) -> bool:
+    """Whether the fused step of ``kernels/evolve.cpp`` applies (CPU float32/64; its backward
+    is first-order only, like the fused convolution: ``DYNGRAPH_OPS_BACKEND=torch`` selects
+    the plain torch ops when second derivatives are needed)."""
+    if x.dtype not in _NATIVE_DTYPES or not x.dtype == h.dtype == wx.dtype:
+        return False
+    if x.device.type != "cpu":
+        return False
+    from dyngraph.ops import _native
+
+    return _native.op_usable("evolve_mat_gru")
+
+
+class _FusedMatGRU(torch.autograd.Function):
+    # the whole step (the gate matmuls and activations) and its backward as one native op each;
+    # x=None means x is h (EvolveGCN-O), which saves two of the gate matmuls each way
+    @staticmethod
+    def forward(ctx, x, h, wx, wh, b):
+        tied = x is None
+        out, saved = torch.ops.dyngraph.evolve_mat_gru(h if tied else x, h, wx, wh, b, tied)
+        ctx.tied = tied
+        ctx.save_for_backward(h if tied else x, h, wx, wh, saved)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        x, h, wx, wh, saved = ctx.saved_tensors
+        dx, dh, dwx, dwh, db = torch.ops.dyngraph.evolve_mat_gru_backward(
+            g, x, h, wx, wh, saved, ctx.tied
+        )
+        return None if ctx.tied else dx, dh, dwx, dwh, db
 
 
 class MatGRUCell(nn.Module):
@@ -106,12 +159,10 @@ class MatGRUCell(nn.Module):
                 f"MatGRUCell({self.rows}, {self.cols}) needs x and h of shape "
                 f"[{self.rows}, {self.cols}], got {tuple(x.shape)} and {tuple(h.shape)}"
             )
-        wx = torch.matmul(self.weight_x, x)  # [3, rows, cols]
-        uh = torch.matmul(self.weight_h[:2], h)
-        z = torch.sigmoid(wx[0] + uh[0] + self.bias[0])
-        r = torch.sigmoid(wx[1] + uh[1] + self.bias[1])
-        h_tilde = torch.tanh(wx[2] + self.weight_h[2] @ (r * h) + self.bias[2])
-        return (1 - z) * h + z * h_tilde
+        if _native_gru_ok(x, h, self.weight_x):
+            x_or_tied = None if x is h else x  # None: the same tensor (EvolveGCN-O)
+            return _FusedMatGRU.apply(x_or_tied, h, self.weight_x, self.weight_h, self.bias)
+        return _mat_gru_reference(x, h, self.weight_x, self.weight_h, self.bias)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.rows}, {self.cols})"
@@ -197,34 +248,132 @@ def summarize(x: Tensor, p: Tensor, k: int, node_mask: Tensor | None = None) -> 
         raise ShapeError(
             f"summarize needs x [N, F] and p [F]; got {tuple(x.shape)} and {tuple(p.shape)}"
         )
-    scores = (x @ p) / p.norm()
-    if node_mask is not None:
-        if node_mask.shape != (x.size(0),):
-            raise ShapeError(
-                f"node_mask must have shape [{x.size(0)}], got {tuple(node_mask.shape)}"
-            )
-        candidates = node_mask.nonzero().view(-1)
+    if node_mask is not None and node_mask.shape != (x.size(0),):
+        raise ShapeError(f"node_mask must have shape [{x.size(0)}], got {tuple(node_mask.shape)}")
+    norm = p.norm()
+    # the choice of rows is not differentiable: score every node without a graph, then
+    # recompute the k chosen scores with one (the gradient of p and x only flows through
+    # those k rows, so this is the same gradient without an [N]-long backward)
+    with torch.no_grad():
+        scores = (x @ p) / norm
+        if node_mask is not None:
+            candidates = node_mask.nonzero().view(-1)
+            if candidates.numel() == 0:
+                return x.new_zeros(k, x.size(1))
+            idx = candidates[scores[candidates].topk(min(k, candidates.numel())).indices]
+        elif x.size(0) == 0:
+            return x.new_zeros(k, x.size(1))
+        else:
+            idx = scores.topk(min(k, x.size(0))).indices
+        if idx.numel() < k:
+            idx = torch.cat([idx, idx[-1:].expand(k - idx.numel())])
+    rows = x[idx]
+    return rows * torch.tanh((rows @ p) / norm).unsqueeze(-1)
+
+
+def _native_conv_ok(graph: GCNAdjacency | DiagonalSplit, x: Tensor, w: Tensor) -> bool:
+    """Whether the fused convolution of ``kernels/evolve.cpp`` applies: CPU float32/64, and
+    the adjacency is data (no gradient to the edge weights)."""
+    if x.dtype not in _NATIVE_DTYPES or w.dtype != x.dtype or x.device.type != "cpu":
+        return False
+    if x.dim() != 2 or w.dim() != 2 or x.size(1) != w.size(0):
+        return False
+    if isinstance(graph, DiagonalSplit):
+        if graph.diag.requires_grad or graph.val.requires_grad:
+            return False
     else:
-        candidates = torch.arange(x.size(0), device=x.device)
-    if candidates.numel() == 0:
-        return x.new_zeros(k, x.size(1))
-    top = scores[candidates].topk(min(k, candidates.numel())).indices
-    idx = candidates[top]
-    if idx.numel() < k:
-        idx = torch.cat([idx, idx[-1:].expand(k - idx.numel())])
-    return x[idx] * torch.tanh(scores[idx]).unsqueeze(-1)
+        weights = graph.weight if graph.csr is not None else graph.matrix
+        if weights is None or weights.requires_grad:
+            return False
+    from dyngraph.ops import _native
+
+    return _native.op_usable("evolve_gcn_conv")
 
 
-def _convolve(adj: GCNAdjacency, x: Tensor, w: Tensor) -> Tensor:
-    r""":math:`\hat A X W`, associated the cheaper way.
+def _prepare_graph(
+    graph: Graph, edge_weight: Tensor | None, x: Tensor, add_self_loops: bool = True
+) -> GCNAdjacency | DiagonalSplit:
+    """The normalised adjacency of one call: a given ``GCNAdjacency``/``DiagonalSplit`` as is,
+    a raw ``edge_index`` normalised straight into the split form when the fused kernel will use
+    it (no CSR over ``N + E`` entries), else into a ``GCNAdjacency``."""
+    n = x.size(0)
+    if isinstance(graph, GCNAdjacency):
+        return as_adjacency(graph, edge_weight, n)
+    if isinstance(graph, DiagonalSplit):
+        if graph.diag.numel() != n:
+            raise ShapeError(f"adjacency is for {graph.diag.numel()} nodes but x has {n} rows")
+        return graph
+    if (
+        x.dtype in _NATIVE_DTYPES
+        and x.device.type == "cpu"
+        and (edge_weight is None or not edge_weight.requires_grad)
+    ):
+        from dyngraph.ops import _native
 
-    When ``x`` needs no gradient (raw node features, the first layer), :math:`(\hat A X) W`
-    keeps the sparse product out of the backward pass (only :math:`W` needs a gradient, and
-    :math:`\partial W = (\hat A X)^\top G`); otherwise the product runs on the narrower side.
+        if _native.op_usable("evolve_gcn_conv"):
+            return gcn_split(graph, edge_weight, n, add_self_loops, dtype=x.dtype)
+    return GCNAdjacency.from_edge_index(graph, edge_weight, n, add_self_loops, dtype=x.dtype)
+
+
+def _split_propagate(split: DiagonalSplit, y: Tensor) -> Tensor:
+    """``Ahat @ y`` from the split form in torch ops (the fallback of the fused kernel)."""
+    out = split.diag.to(y.dtype).unsqueeze(-1) * y
+    rows = split.rows.repeat_interleave(split.ptr.diff())
+    return out.index_add(0, rows, split.val.to(y.dtype).unsqueeze(-1) * y[split.col])
+
+
+class _FusedConv(torch.autograd.Function):
+    # out = Ahat X W in one pass (Ahat = diagonal + a few off-diagonal rows, DiagonalSplit);
+    # one autograd node whose backward reads X and G once (no [N, F] temporary)
+    @staticmethod
+    def forward(ctx, x, w, diag, slot, rows, ptr, col, val):
+        out, z = torch.ops.dyngraph.evolve_gcn_conv(x, w, diag, slot, rows, ptr, col, val)
+        ctx.save_for_backward(x, w, diag, slot, rows, ptr, col, val, z)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        x, w, diag, slot, rows, ptr, col, val, z = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[:2]
+        gx, gw = torch.ops.dyngraph.evolve_gcn_conv_backward(
+            g, x, w, diag, slot, rows, ptr, col, val, z, need_x, need_w
+        )
+        return (gx if need_x else None, gw if need_w else None) + (None,) * 6
+
+
+def _convolve(
+    adj: GCNAdjacency | DiagonalSplit, x: Tensor, w: Tensor, native: bool | None = None
+) -> Tensor:
+    r""":math:`\hat A X W`.
+
+    With the native extension (``native=None``: when available), one fused pass of
+    ``kernels/evolve.cpp``. Otherwise associated the cheaper way: when ``x`` needs no gradient
+    (raw node features, the first layer), :math:`(\hat A X) W` keeps the sparse product out of
+    the backward pass (only :math:`W` needs a gradient, and :math:`\partial W = (\hat A
+    X)^\top G`); otherwise the product runs on the narrower side.
     """
+    if native is None:
+        native = _native_conv_ok(adj, x, w)
+    elif native:
+        from dyngraph.ops import _native
+
+        _native.load()  # BackendError (saying why) when the extension cannot be built
+        if not hasattr(torch.ops.dyngraph, "evolve_gcn_conv"):
+            raise BackendError(
+                "the loaded native extension has no evolve_gcn_conv (built from older "
+                "sources); remove its cache directory to rebuild"
+            )
+    split = isinstance(adj, DiagonalSplit)
+    if native:
+        parts = adj if split else adj.split(x.dtype)
+        return _FusedConv.apply(
+            x, w, *(t.to(x.dtype) if t.is_floating_point() else t for t in parts)
+        )
+    propagate = (lambda y: _split_propagate(adj, y)) if split else adj.propagate
     if (torch.is_grad_enabled() and not x.requires_grad) or x.size(1) < w.size(1):
-        return adj.propagate(x) @ w
-    return adj.propagate(x @ w)
+        return propagate(x) @ w
+    return propagate(x @ w)
 
 
 class _EvolveGCNBase(nn.Module):
@@ -247,12 +396,10 @@ class _EvolveGCNBase(nn.Module):
                 f"got {tuple(x.shape)}"
             )
 
-    def _adjacency(self, x: Tensor, graph: Graph, edge_weight: Tensor | None) -> GCNAdjacency:
-        if isinstance(graph, GCNAdjacency):
-            return as_adjacency(graph, edge_weight, x.size(0))
-        return GCNAdjacency.from_edge_index(
-            graph, edge_weight, x.size(0), self.add_self_loops, dtype=x.dtype
-        )
+    def _adjacency(
+        self, x: Tensor, graph: Graph, edge_weight: Tensor | None
+    ) -> GCNAdjacency | DiagonalSplit:
+        return _prepare_graph(graph, edge_weight, x, self.add_self_loops)
 
     def forward_sequence(
         self,
@@ -347,7 +494,8 @@ class EvolveGCNO(_EvolveGCNBase):
 
         Args:
             x: node features ``[N, in_channels]``.
-            edge_index: ``[2, E]`` edges, or a precomputed :class:`dyngraph.nn.GCNAdjacency`.
+            edge_index: ``[2, E]`` edges, or a precomputed :class:`dyngraph.nn.GCNAdjacency`
+                (or its :class:`~dyngraph.nn.gcn_norm.DiagonalSplit`).
             edge_weight: ``[E]`` edge weights (ignored with a ``GCNAdjacency``).
             state: the weight state returned for the previous snapshot (``None``: initial).
             node_mask: unused (EvolveGCN-O evolves the weight from itself only); accepted so
@@ -425,7 +573,8 @@ class EvolveGCNH(_EvolveGCNBase):
 
         Args:
             x: node features ``[N, in_channels]``.
-            edge_index: ``[2, E]`` edges, or a precomputed :class:`dyngraph.nn.GCNAdjacency`.
+            edge_index: ``[2, E]`` edges, or a precomputed :class:`dyngraph.nn.GCNAdjacency`
+                (or its :class:`~dyngraph.nn.gcn_norm.DiagonalSplit`).
             edge_weight: ``[E]`` edge weights (ignored with a ``GCNAdjacency``).
             state: ``W_{t-1}`` ``[in_channels, out_channels]`` (``None``: initial).
             node_mask: ``[N]`` bool, nodes eligible for the top-k summary.
@@ -522,10 +671,7 @@ class EvolveGCN(nn.Module):
         Raises:
             ShapeError: ``state`` does not have one entry per layer.
         """
-        if isinstance(edge_index, GCNAdjacency):
-            adj = edge_index
-        else:
-            adj = GCNAdjacency.from_edge_index(edge_index, edge_weight, x.size(0), dtype=x.dtype)
+        adj = _prepare_graph(edge_index, edge_weight, x)
         if state is None:
             state = [None] * len(self.layers)
         if len(state) != len(self.layers):
