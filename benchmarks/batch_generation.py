@@ -6,7 +6,8 @@ seed 1) are solved
 
 * one by one: ``solve_ue`` (bi-conjugate FW, cold start, the same gap, a reused
   ``RoutingGraph``) on the first ``--singles`` scenarios — the honest single-scenario baseline;
-* batched: ``solve_ue_batch`` over chunks of ``--chunk`` scenarios (same method and gap);
+* batched: ``solve_ue_batch`` over chunks of ``--chunk`` scenarios (same method and gap), at
+  most ``--width`` of them iterating together (a converged one makes room for the next);
 * to disk: ``run_scenarios`` (chunked, streamed, resumable) with 1 and 2 worker processes.
 
 Singles and batches alternate for ``--repeat`` rounds and the ratio is the median of the
@@ -54,7 +55,7 @@ from dyngraph.traffic.paths import BACKEND_ENV, aon_backend  # noqa: E402
 
 
 def bench(net: TrafficNetwork, n: int, k: int, rgap: float, chunk: int, repeat: int,
-          jobs: tuple[int, ...]) -> dict:
+          jobs: tuple[int, ...], width: int | None = None) -> dict:
     sampler = ScenarioSampler(seed=1)
     cap, dem = sampler(net, np.arange(n))
     k = min(k, n)
@@ -69,7 +70,7 @@ def bench(net: TrafficNetwork, n: int, k: int, rgap: float, chunk: int, repeat: 
         one, one_cpu = (time.perf_counter() - t0) / k, (time.process_time() - c0) / k
         t0, c0 = time.perf_counter(), time.process_time()
         parts = [solve_ue_batch(net, capacity=cap[lo:lo + chunk], demand=dem[lo:lo + chunk],
-                                rgap=rgap, method="bfw", graph=g, strict=True)
+                                rgap=rgap, method="bfw", graph=g, strict=True, width=width)
                  for lo in range(0, n, chunk)]
         per, per_cpu = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
         one_s.append(one)
@@ -102,7 +103,7 @@ def bench(net: TrafficNetwork, n: int, k: int, rgap: float, chunk: int, repeat: 
     out = {
         "network": net.name, "links": net.num_links, "zones": net.num_zones,
         "rgap": rgap, "method": "bfw", "scenarios": n, "singles": k, "chunk": chunk,
-        "repeat": repeat,
+        "width": width, "repeat": repeat,
         "single_ms_per_scenario": 1e3 * statistics.median(one_s),
         "batch_ms_per_scenario": 1e3 * statistics.median(batch_s),
         "speedup": statistics.median(ratios),
@@ -123,7 +124,7 @@ def bench(net: TrafficNetwork, n: int, k: int, rgap: float, chunk: int, repeat: 
     print(f"one-by-one solve_ue : {one_ref:8.2f} ms/scenario ({k} scenarios, "
           f"{out['iterations_single_mean']:.0f} it. avg)")
     print(f"solve_ue_batch      : {out['batch_ms_per_scenario']:8.2f} ms/scenario (chunks of "
-          f"{chunk}, {out['iterations_batch_mean']:.0f} it. avg)")
+          f"{chunk}, width {width or 'all'}, {out['iterations_batch_mean']:.0f} it. avg)")
     print(f"speed-up per scenario: {out['speedup']:.1f}x wall (median of rounds "
           f"{', '.join(f'{r:.1f}' for r in ratios)}), {out['cpu_time_speedup']:.1f}x CPU time; "
           f"{out['speedup_iteration_matched']:.1f}x matched to the batch's iteration counts")
@@ -134,7 +135,7 @@ def bench(net: TrafficNetwork, n: int, k: int, rgap: float, chunk: int, repeat: 
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             run_scenarios(net, n, tmp, sampler=sampler, rgap=rgap, chunk_size=max(1, n // 4),
-                          n_jobs=j, progress=False)
+                          n_jobs=j, progress=False, width=width)
             per = 1e3 * (time.perf_counter() - t0) / n
             disk = load_scenarios(tmp)
         same = float(np.max(np.abs(disk["flows"] - batch["flows"])))
@@ -158,6 +159,9 @@ def main() -> None:
     ap.add_argument("--ema-scenarios", type=int, default=64)
     ap.add_argument("--ema-gaps", default="1e-4")
     ap.add_argument("--chunk", type=int, default=256)
+    ap.add_argument("--width", type=int, default=128,
+                    help="scenarios iterating together within a chunk (0: all); a converged "
+                         "one makes room for the next, see solve_ue_batch")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--jobs", default="1,2")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"
@@ -177,12 +181,13 @@ def main() -> None:
     runs = []
     sf = sioux_falls()
     for gap in gaps:
-        runs.append(bench(sf, a.scenarios, a.singles, gap, a.chunk, a.repeat, jobs))
+        runs.append(bench(sf, a.scenarios, a.singles, gap, a.chunk, a.repeat, jobs,
+                          a.width or None))
     if ema_gaps and Path(a.ema_dir).is_dir():
         ema = load_network(a.ema_dir)
         for gap in ema_gaps:
             runs.append(bench(ema, a.ema_scenarios, max(4, a.singles // 3), gap, a.chunk,
-                              a.repeat, jobs))
+                              a.repeat, jobs, a.width or None))
     result = {
         "machine": f"{os.cpu_count()}-core {platform.machine()} CPU, no GPU, shared/loaded",
         "benchmark": "batched UE scenario generation vs one-by-one solve_ue",

@@ -52,10 +52,13 @@ using HeapItem = std::pair<double, int64_t>;
 // "backward" (about half of them: the way back towards the origin); a label lowered through
 // one arrived after that node's out-links were relaxed, so the node is marked dirty and only
 // the out-links of dirty nodes are swept again (in order, cascading) until none is left.
-// There is no heap and no branch in the full sweep: ~5 vector memory operations per link for
-// W scenarios at once. Measured on the TNTP networks (one core): Eastern Massachusetts
-// (R = 74, E = 258) ~11 us per scenario in batches vs ~45 us for Floyd-Warshall; Sioux
-// Falls ~3 us vs ~7 us.
+// There is no heap and no branch in the full sweep: a few vector operations per link for
+// W scenarios at once. Batches run two registers of 8 lanes side by side (K = 2 blocks, 16
+// scenarios): a label usually depends on the node just before it in the order, so one
+// block's chain of add / compare / select waits on memory while the other's runs (~25%
+// faster than one register). Measured on the TNTP networks (one core, one AON): Eastern
+// Massachusetts (R = 74, E = 258) ~4 us per scenario in batches of 64 (6 us with one
+// register and link-by-link relaxation, ~45 us for Floyd-Warshall); Sioux Falls ~1.2 us.
 // Loading: nodes in reverse order push their subtree demand onto their tree link and into
 // their predecessor, which normally comes earlier in the order (still to be processed); when
 // a re-sweep gave a node a predecessor placed after it, the load is carried up through such
@@ -94,6 +97,49 @@ inline bool any_pred_lane(typename SweepLanes<W>::vp m) {
   return a;
 }
 
+// The lane operations of the sweeps and the loading: comparisons as masks, masked selects.
+// Generic GCC vector code, and an AVX-512 version for 8 lanes: there a comparison is one
+// instruction into a mask register that selects directly (the generic code widened each
+// 64-bit compare result, narrowed it to the 32-bit tree-link lanes and compared again).
+template <int W>
+struct LaneOps {
+  using vd = typename SweepLanes<W>::vd;
+  using vi = typename SweepLanes<W>::vi;
+  using vp = typename SweepLanes<W>::vp;
+  using mask = vi;
+  static mask lt(vd a, vd b) { return a < b; }
+  static bool any(mask m) { return any_lane<W>(m); }
+  static vd select(mask m, vd t, vd f) { return m ? t : f; }
+  static vp select_link(mask m, int32_t l, vp f) {
+    return __builtin_convertvector(m, vp) ? (vp{} + l) : f;
+  }
+  static bool any_nonzero(vd a) { return any_lane<W>(a != vd{}); }
+  static bool all_links(vp p, int32_t l) { return !any_pred_lane<W>(p != (vp{} + l)); }
+};
+
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+template <>
+struct LaneOps<8> {
+  using vd = SweepLanes<8>::vd;
+  using vp = SweepLanes<8>::vp;
+  using mask = __mmask8;
+  static mask lt(vd a, vd b) { return _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_LT_OQ); }
+  static bool any(mask m) { return m != 0; }
+  static vd select(mask m, vd t, vd f) {
+    return (vd)_mm512_mask_blend_pd(m, (__m512d)f, (__m512d)t);
+  }
+  static vp select_link(mask m, int32_t l, vp f) {
+    return (vp)_mm256_mask_set1_epi32((__m256i)f, m, l);
+  }
+  static bool any_nonzero(vd a) {
+    return _mm512_cmp_pd_mask((__m512d)a, _mm512_setzero_pd(), _CMP_NEQ_UQ) != 0;
+  }
+  static bool all_links(vp p, int32_t l) {
+    return _mm256_cmpneq_epi32_mask((__m256i)p, _mm256_set1_epi32(l)) == 0;
+  }
+};
+#endif
+
 struct SweepCtx {
   int64_t R, E, Z, P, S;
   const int64_t *opp, *odp, *srcp;
@@ -104,6 +150,10 @@ struct SweepCtx {
   const int32_t* pos;        // (Z, R): position of each node in its origin's order
   const int32_t* order;      // (Z, R)
   const int32_t* seg;        // (Z, 2, R + 1): forward / backward entries per position
+  const int32_t* pull;       // (2, M): forward links by head position: tails, links
+  int64_t pull_n;
+  const int64_t* pull_ptr;   // (Z + 1)
+  const int32_t* pull_seg;   // (Z, R + 1): forward in-links of the node at each position
   const double* cp;
   const double* dp;
   bool shared_demand;
@@ -154,9 +204,11 @@ bool sweep_repair(int64_t nf, int64_t ne, int64_t R, const int32_t* o, const int
 }
 
 // One origin. The plan lists the forward links (head after tail in the order) first, by tail
-// position, then the backward ones (about half: the way back towards the origin).
+// position, then the backward ones (about half: the way back towards the origin); `pull`
+// lists the forward links again grouped by head.
 //  1. one pass over the forward links relaxes them in order: exact shortest paths within
-//     that acyclic part, plain stores, no bookkeeping;
+//     that acyclic part, no bookkeeping (vector code: node by node over its in-links, see
+//     below; the scalar code: link by link);
 //  2. one check of every backward link, stores only where it improves a label (rare: the
 //     order follows typical costs) -- that node becomes dirty;
 //  3. rounds over the out-links (forward and backward) of dirty nodes in order, cascading,
@@ -165,47 +217,69 @@ bool sweep_repair(int64_t nf, int64_t ne, int64_t R, const int32_t* o, const int
 // than R + 1 rounds (impossible with non-negative costs). `seg` is (2, R + 1): the forward and
 // the backward entries of the node at position i are seg[0][i]..seg[0][i + 1] and
 // seg[1][i]..seg[1][i + 1] (clamped: memory-safe for any input).
-template <int W>
+template <int W, int K>
 bool sweep_origin(const int32_t* en, int64_t ne, int64_t stride, int64_t R, const int32_t* o,
-                  const int32_t* seg, const typename SweepLanes<W>::vd* cT,
-                  typename SweepLanes<W>::vd* dist, typename SweepLanes<W>::vp* pred,
+                  const int32_t* seg, const int32_t* pt, const int32_t* pl, int64_t np,
+                  const int32_t* ps, typename SweepLanes<W>::vd* const* cT,
+                  typename SweepLanes<W>::vd* const* dist, typename SweepLanes<W>::vp* const* pred,
                   uint8_t* dirty) {
   using vd = typename SweepLanes<W>::vd;
-  using vi = typename SweepLanes<W>::vi;
   using vp = typename SweepLanes<W>::vp;
+  using L = LaneOps<W>;
   const PlanEntries entry(en, stride);
   const int64_t nf = std::min<int64_t>(std::max<int64_t>(seg[R], 0), ne);
-  for (int64_t k = 0; k < nf; ++k) {
-    int32_t t, h, l;
-    entry(k, t, h, l);
-    const vd nd = dist[t] + cT[l];
-    const vd od = dist[h];
-    const vi m = nd < od;
-    dist[h] = m ? nd : od;
-    pred[h] = __builtin_convertvector(m, vp) ? (vp{} + l) : pred[h];
+  vd vinf, vzero = {};
+  vp vneg;
+  for (int w = 0; w < W; ++w) { vinf[w] = std::numeric_limits<double>::infinity(); vneg[w] = -1; }
+  // Step 1 as a pull: node by node in order, the minimum over its forward in-links (by tail
+  // position, then link id: the order of relaxing them tail by tail, so the same labels and
+  // tie breaks) stays in registers and is stored once; the node's earlier-placed tails are
+  // final by then. (Relaxing link by link chained every update through memory.) Every node
+  // is written (the origin, position 0, gets 0), so the labels need no fill per origin. The
+  // K blocks are independent dependency chains (a label is often the previous node's plus a
+  // link): interleaved, one block's additions run while the other's wait.
+  for (int64_t i = 0; i < R; ++i) {
+    const int64_t k0 = std::max<int64_t>(ps[i], 0), k1 = std::min<int64_t>(ps[i + 1], np);
+    const int32_t v = o[i];
+    vd acc[K];
+    vp pr[K];
+    for (int q = 0; q < K; ++q) { acc[q] = i == 0 ? vzero : vinf; pr[q] = vneg; }
+    for (int64_t k = k0; k < k1; ++k) {
+      const int32_t l = pl[k], t = pt[k];
+      for (int q = 0; q < K; ++q) {
+        const vd nd = dist[q][t] + cT[q][l];
+        const auto m = L::lt(nd, acc[q]);
+        acc[q] = L::select(m, nd, acc[q]);
+        pr[q] = L::select_link(m, l, pr[q]);
+      }
+    }
+    for (int q = 0; q < K; ++q) { dist[q][v] = acc[q]; pred[q][v] = pr[q]; }
   }
+  // Steps 2-3: a node is dirty when a label improved in any lane of any block (a relaxation
+  // that improves nothing changes nothing, so the lanes do not affect each other).
   return sweep_repair(nf, ne, R, o, seg, dirty, [&](int64_t k) {
     int32_t t, h, l;
     entry(k, t, h, l);
-    const vd nd = dist[t] + cT[l];
-    const vd od = dist[h];
-    const vi m = nd < od;
-    if (__builtin_expect(!any_lane<W>(m), 1)) return false;
-    dist[h] = m ? nd : od;
-    pred[h] = __builtin_convertvector(m, vp) ? (vp{} + l) : pred[h];
-    dirty[h] = 1;
-    return true;
+    bool improved = false;
+    for (int q = 0; q < K; ++q) {
+      const vd nd = dist[q][t] + cT[q][l];
+      const vd od = dist[q][h];
+      const auto m = L::lt(nd, od);
+      if (__builtin_expect(!L::any(m), 1)) continue;
+      dist[q][h] = L::select(m, nd, od);
+      pred[q][h] = L::select_link(m, l, pred[q][h]);
+      improved = true;
+    }
+    if (improved) dirty[h] = 1;
+    return improved;
   });
 }
 
-// One scenario: the same steps in plain scalar code (a 1-lane vector type compiles poorly).
-template <>
-bool sweep_origin<1>(const int32_t* en, int64_t ne, int64_t stride, int64_t R,
-                     const int32_t* o, const int32_t* seg, const SweepLanes<1>::vd* cT,
-                     SweepLanes<1>::vd* dist, SweepLanes<1>::vp* pred, uint8_t* dirty) {
-  double* d = reinterpret_cast<double*>(dist);
-  int32_t* pr = reinterpret_cast<int32_t*>(pred);
-  const double* c = reinterpret_cast<const double*>(cT);
+// One scenario: plain scalar code (a 1-lane vector type compiles poorly), relaxing the
+// forward links tail by tail (the labels must be filled with inf first).
+bool sweep_origin_scalar(const int32_t* en, int64_t ne, int64_t stride, int64_t R,
+                         const int32_t* o, const int32_t* seg, double* d, int32_t* pr,
+                         const double* c, uint8_t* dirty) {
   const PlanEntries entry(en, stride);
   const int64_t nf = std::min<int64_t>(std::max<int64_t>(seg[R], 0), ne);
   for (int64_t k = 0; k < nf; ++k) {
@@ -229,88 +303,138 @@ bool sweep_origin<1>(const int32_t* en, int64_t ne, int64_t stride, int64_t R,
   });
 }
 
-template <int W>
-void sweep_block(const SweepCtx& x, int64_t s0, int64_t n, std::atomic<bool>& bad) {
+// Scenarios s0 .. s0 + n - 1 in K blocks of W lanes (lanes past n repeat the last scenario).
+template <int W, int K>
+void sweep_block(const SweepCtx& x, int64_t s0, int64_t n, std::atomic<bool>& bad,
+                 std::atomic<bool>& negative) {
   using vd = typename SweepLanes<W>::vd;
-  using vi = typename SweepLanes<W>::vi;
   using vp = typename SweepLanes<W>::vp;
+  using L = LaneOps<W>;
   const int64_t R = x.R, E = x.E, P = x.P;
   const double inf = std::numeric_limits<double>::infinity();
-  std::vector<vd> cT(E), fT(E), dist(R), ld(R);
-  std::vector<vp> pred(R);
-  std::vector<uint8_t> dirty(R);
-  const double* drow[W];
-  for (int w = 0; w < W; ++w) {
-    const int64_t s = s0 + std::min<int64_t>(w, n - 1);  // padding lanes repeat lane 0.. n-1
+  std::vector<vd> cT_(K * E), fT_(K * E), dist_(K * R), ld_(K * R);
+  std::vector<vp> pred_(K * R);
+  std::vector<uint8_t> dirty(R, 0);  // sweep_repair leaves every flag cleared
+  vd* cT[K];
+  vd* fT[K];
+  vd* dist[K];
+  vd* ld[K];  // subtree demand still to push, per node
+  vp* pred[K];
+  for (int q = 0; q < K; ++q) {
+    ld[q] = ld_.data() + q * R;
+    cT[q] = cT_.data() + q * E;
+    fT[q] = fT_.data() + q * E;
+    dist[q] = dist_.data() + q * R;
+    pred[q] = pred_.data() + q * R;
+  }
+  bool neg = false;
+  const double* drow[K * W];
+  for (int g = 0; g < K * W; ++g) {
+    const int64_t s = s0 + std::min<int64_t>(g, n - 1);
     const double* cs = x.cp + s * E;
-    for (int64_t l = 0; l < E; ++l) cT[l][w] = cs[l];
-    drow[w] = x.dp + (x.shared_demand ? 0 : s * P);
+    double* ct = reinterpret_cast<double*>(cT[g / W]) + g % W;
+    for (int64_t l = 0; l < E; ++l) {
+      ct[l * W] = cs[l];
+      neg |= !(cs[l] >= 0.0);  // also NaN
+    }
+    drow[g] = x.dp + (x.shared_demand ? 0 : s * P);
+  }
+  if (neg) {  // the caller raises; labels would not be shortest paths
+    negative.store(true, std::memory_order_relaxed);
+    return;
   }
   vd vinf, vzero = {};
   vp vneg;
   for (int w = 0; w < W; ++w) { vinf[w] = inf; vneg[w] = -1; }
-  std::fill(fT.begin(), fT.end(), vzero);
+  std::fill(fT_.begin(), fT_.end(), vzero);
+  std::fill(ld_.begin(), ld_.end(), vzero);  // the reverse pass leaves it zero again
   for (int64_t z = 0; z < x.Z; ++z) {
     const int64_t pb = x.opp[z], pe = x.opp[z + 1];
     if (pb == pe) continue;
     const int32_t root = static_cast<int32_t>(x.srcp[z]);
-    std::fill(dist.begin(), dist.end(), vinf);
-    std::fill(pred.begin(), pred.end(), vneg);
-    dist[root] = vzero;
     const int32_t* en = x.plan + x.plan_ptr[z];
     const int64_t ne = x.plan_ptr[z + 1] - x.plan_ptr[z];
-    std::fill(dirty.begin(), dirty.end(), uint8_t{0});
-    if (!sweep_origin<W>(en, ne, x.plan_n, R, x.order + z * R, x.seg + z * 2 * (R + 1),
-                         cT.data(), dist.data(), pred.data(), dirty.data()))
-      bad.store(true, std::memory_order_relaxed);
-    // load the demand of this origin onto its W trees
     const int32_t* o = x.order + z * R;
+    const int32_t* sg = x.seg + z * 2 * (R + 1);
+    bool ok;
+    if constexpr (W == 1) {
+      std::fill(dist_.begin(), dist_.end(), vinf);
+      std::fill(pred_.begin(), pred_.end(), vneg);
+      dist[0][root] = vzero;
+      ok = sweep_origin_scalar(en, ne, x.plan_n, R, o, sg, reinterpret_cast<double*>(dist[0]),
+                               reinterpret_cast<int32_t*>(pred[0]),
+                               reinterpret_cast<const double*>(cT[0]), dirty.data());
+    } else {
+      const int64_t q0 = x.pull_ptr[z];
+      ok = sweep_origin<W, K>(en, ne, x.plan_n, R, o, sg, x.pull + q0, x.pull + x.pull_n + q0,
+                              x.pull_ptr[z + 1] - q0, x.pull_seg + z * (R + 1), cT, dist, pred,
+                              dirty.data());
+    }
+    if (!ok) {
+      bad.store(true, std::memory_order_relaxed);
+      std::fill(dirty.begin(), dirty.end(), uint8_t{0});
+    }
+    // load the demand of this origin onto the trees (the K blocks interleaved node by node:
+    // each block's pushes chain through its own loads, the other's fill the wait)
     const int32_t* pos = x.pos + z * R;
-    std::fill(ld.begin(), ld.end(), vzero);
-    for (int64_t p = pb; p < pe; ++p) {
-      const int64_t d = x.odp[p];
-      const vd dd = dist[d];
-      vd dem;
-      for (int w = 0; w < W; ++w) dem[w] = drow[w][p];
-      ld[d] += dd < vinf ? dem : vzero;
-      if (x.ocp)
-        for (int64_t w = 0; w < n; ++w) x.ocp[(s0 + w) * P + p] = d == root ? 0.0 : dd[w];
+    for (int q = 0; q < K; ++q) {
+      vd* dq = dist[q];
+      vd* lq = ld[q];
+      const double* const* dr = drow + q * W;
+      for (int64_t p = pb; p < pe; ++p) {
+        const int64_t d = x.odp[p];
+        const vd dd = dq[d];
+        vd dem;
+        for (int w = 0; w < W; ++w) dem[w] = dr[w][p];
+        lq[d] += L::select(L::lt(dd, vinf), dem, vzero);
+        if (x.ocp)
+          for (int64_t w = 0; w < W && q * W + w < n; ++w)
+            x.ocp[(s0 + q * W + w) * P + p] = d == root ? 0.0 : dd[w];
+      }
     }
     for (int64_t i = R - 1; i >= 0; --i) {
       const int32_t v = o[i];
       if (v == root) continue;
-      const vd xv = ld[v];
-      if (!any_lane<W>(xv != vzero)) continue;  // on no path with demand (common)
-      const vp pv = pred[v];
-      const int64_t l0 = pv[0];
-      const bool same = !any_pred_lane<W>(pv != (vp{} + static_cast<int32_t>(l0)));
-      if (same) {
-        if (l0 < 0) continue;  // unreached in every lane (then it carries no load)
-        fT[l0] += xv;
-        const int32_t u = x.lt32[l0];
-        if (pos[u] < i) { ld[u] += xv; continue; }
-      }
-      for (int w = 0; w < W; ++w) {
-        const double xw = xv[w];
-        if (xw == 0.0) continue;
-        int64_t l = pv[w];
-        if (!same) fT[l][w] += xw;
-        int32_t u = x.lt32[l];
-        // u placed after v has already pushed its load: carry this lane's load up through
-        // such done ancestors to the first one still to come (at worst the root, position 0)
-        for (int64_t step = 0; pos[u] >= i; ++step) {
-          if (step > R) { bad.store(true, std::memory_order_relaxed); break; }
-          l = pred[u][w];
-          fT[l][w] += xw;
-          u = x.lt32[l];
+      for (int q = 0; q < K; ++q) {
+        vd* lq = ld[q];
+        const vd xv = lq[v];
+        if (!L::any_nonzero(xv)) continue;  // on no path with demand (common)
+        lq[v] = vzero;  // consumed: ld is all zero again for the next origin
+        vp* prq = pred[q];
+        vd* fq = fT[q];
+        const vp pv = prq[v];
+        const int64_t l0 = pv[0];
+        const bool same = L::all_links(pv, static_cast<int32_t>(l0));
+        if (same) {
+          if (l0 < 0) continue;  // unreached in every lane (then it carries no load)
+          fq[l0] += xv;
+          const int32_t u = x.lt32[l0];
+          if (pos[u] < i) { lq[u] += xv; continue; }
         }
-        ld[u][w] += xw;
+        for (int w = 0; w < W; ++w) {
+          const double xw = xv[w];
+          if (xw == 0.0) continue;
+          int64_t l = pv[w];
+          if (!same) fq[l][w] += xw;
+          int32_t u = x.lt32[l];
+          // u placed after v has already pushed its load: carry this lane's load up through
+          // such done ancestors to the first one still to come (at worst the root, position 0)
+          for (int64_t step = 0; pos[u] >= i; ++step) {
+            if (step > R) { bad.store(true, std::memory_order_relaxed); break; }
+            l = prq[u][w];
+            fq[l][w] += xw;
+            u = x.lt32[l];
+          }
+          lq[u][w] += xw;
+        }
       }
     }
+    for (int q = 0; q < K; ++q) ld[q][root] = vzero;
   }
-  for (int64_t w = 0; w < n; ++w) {
-    double* fs = x.fp + (s0 + w) * E;
-    for (int64_t l = 0; l < E; ++l) fs[l] = fT[l][w];
+  for (int64_t g = 0; g < n; ++g) {
+    double* fs = x.fp + (s0 + g) * E;
+    const double* ft = reinterpret_cast<const double*>(fT[g / W]) + g % W;
+    for (int64_t l = 0; l < E; ++l) fs[l] = ft[l * W];
   }
 }
 
@@ -359,10 +483,14 @@ std::tuple<at::Tensor, at::Tensor> traffic_aon(
   for (int64_t p = 0; p < P; ++p)
     TORCH_CHECK(odp[p] >= 0 && odp[p] < R, "traffic_aon: OD destination out of range");
 
-  TORCH_CHECK(c.numel() == 0 || c.min().item<double>() >= 0.0,
+  const bool have_plan = !plan.empty();
+  const bool sweep = have_plan && (algo == 0 || algo == 3);
+  // (the sweeps check the costs as they read them: one pass less)
+  TORCH_CHECK(sweep || c.numel() == 0 || c.min().item<double>() >= 0.0,
               "traffic_aon: link costs must be non-negative");
 
-  at::Tensor flows = at::zeros({S, E}, c.options());
+  // the sweeps write every entry; the other algorithms accumulate into zeros
+  at::Tensor flows = sweep ? at::empty({S, E}, c.options()) : at::zeros({S, E}, c.options());
   at::Tensor odc = need_cost ? at::empty({S, P}, c.options()) : at::empty({0}, c.options());
   const double* cp = c.data_ptr<double>();
   const double* dp = dem.data_ptr<double>();
@@ -379,13 +507,15 @@ std::tuple<at::Tensor, at::Tensor> traffic_aon(
   // sparse ones Dijkstra wins by orders of magnitude. The threshold is conservative (an FW
   // step measured ~10x cheaper than a heap step on both networks).
   // plan = [sweep (3, N) int32, sweep_ptr (Z + 1) int64, order (Z, R) int32,
-  //         position (Z, R) int32, segment (Z, 2, R + 1) int32], see RoutingGraph.sweep_plan.
-  const bool have_plan = !plan.empty();
-  TORCH_CHECK(!have_plan || plan.size() == 5,
-              "traffic_aon: plan is [sweep, sweep_ptr, order, position, segment]");
+  //         position (Z, R) int32, segment (Z, 2, R + 1) int32, pull (2, M) int32,
+  //         pull_ptr (Z + 1) int64, pull_segment (Z, R + 1) int32], see
+  //         RoutingGraph.sweep_plan.
+  TORCH_CHECK(!have_plan || plan.size() == 8,
+              "traffic_aon: plan is [sweep, sweep_ptr, order, position, segment, pull, "
+              "pull_ptr, pull_segment]");
   TORCH_CHECK(algo != 3 || have_plan, "traffic_aon: algo 3 (sweep) needs the plan");
-  std::atomic<bool> cycle{false};
-  if (have_plan && (algo == 0 || algo == 3)) {
+  std::atomic<bool> cycle{false}, negative{false};
+  if (sweep) {
     const at::Tensor pl = plan[0].contiguous(), pp = plan[1].contiguous(),
                      ord = plan[2].contiguous(), psn = plan[3].contiguous(),
                      sgt = plan[4].contiguous();
@@ -432,24 +562,50 @@ std::tuple<at::Tensor, at::Tensor> traffic_aon(
     TORCH_CHECK(oout == 0, "traffic_aon: order entry out of range");
     for (int64_t z = 0; z < Z; ++z)
       TORCH_CHECK(orp[z * R] == srcp[z], "traffic_aon: order[z] must start at the origin");
+    const at::Tensor pu = plan[5].contiguous(), pup = plan[6].contiguous(),
+                     pus = plan[7].contiguous();
+    TORCH_CHECK(pu.dim() == 2 && pu.size(0) == 2 && pu.scalar_type() == at::kInt,
+                "traffic_aon: pull must be a (2, M) int32 tensor");
+    TORCH_CHECK(pup.dim() == 1 && pup.size(0) == Z + 1 && pup.scalar_type() == at::kLong,
+                "traffic_aon: pull_ptr must be a (Z + 1) int64 tensor");
+    TORCH_CHECK(pus.dim() == 2 && pus.size(0) == Z && pus.size(1) == R + 1 &&
+                    pus.scalar_type() == at::kInt,
+                "traffic_aon: pull_segment must be a (Z, R + 1) int32 tensor");
+    const int64_t M = pu.size(1);
+    const int64_t* pupp = pup.data_ptr<int64_t>();
+    TORCH_CHECK(pupp[0] == 0 && pupp[Z] == M, "traffic_aon: pull_ptr must run from 0 to M");
+    for (int64_t z = 0; z < Z; ++z)
+      TORCH_CHECK(pupp[z] <= pupp[z + 1], "traffic_aon: pull_ptr must be non-decreasing");
+    uint32_t pout = 0;
+    const uint32_t* upu = reinterpret_cast<const uint32_t*>(pu.data_ptr<int32_t>());
+#pragma omp simd reduction(| : pout)
+    for (int64_t k = 0; k < M; ++k) pout |= static_cast<uint32_t>(upu[k] >= uR);
+#pragma omp simd reduction(| : pout)
+    for (int64_t k = M; k < 2 * M; ++k) pout |= static_cast<uint32_t>(upu[k] >= uE);
+    TORCH_CHECK(pout == 0, "traffic_aon: pull entry out of range");
     std::vector<int32_t> lt32(E);
     for (int64_t l = 0; l < E; ++l) lt32[l] = static_cast<int32_t>(ltp[l]);
     SweepCtx ctx{R, E, Z, P, S, opp, odp, srcp, lt32.data(), plp, N, ppp,
                  psn.data_ptr<int32_t>(), orp, sgt.data_ptr<int32_t>(),
+                 pu.data_ptr<int32_t>(), M, pupp, pus.data_ptr<int32_t>(),
                  cp, dp, shared_demand, fp, ocp};
-    constexpr int64_t kW = 8;
+    // blocks of 2 x 8 lanes (one register each); a remainder takes 8, 4 or 1 lanes
+    constexpr int64_t kW = 16;
     const int64_t blocks = (S + kW - 1) / kW;
     at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t s0 = b * kW, n = std::min(kW, S - s0);
         if (n == 1)
-          sweep_block<1>(ctx, s0, n, cycle);
+          sweep_block<1, 1>(ctx, s0, n, cycle, negative);
         else if (n <= 4)
-          sweep_block<4>(ctx, s0, n, cycle);
+          sweep_block<4, 1>(ctx, s0, n, cycle, negative);
+        else if (n <= 8)
+          sweep_block<8, 1>(ctx, s0, n, cycle, negative);
         else
-          sweep_block<8>(ctx, s0, n, cycle);
+          sweep_block<8, 2>(ctx, s0, n, cycle, negative);
       }
     });
+    TORCH_CHECK(!negative.load(), "traffic_aon: link costs must be non-negative");
     TORCH_CHECK(!cycle.load(), "traffic_aon: sweep did not converge or the tree has a cycle");
     return {flows, odc};
   }

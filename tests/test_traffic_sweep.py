@@ -73,7 +73,9 @@ def test_sweep_ties_valid_and_independent_of_batch(first_thru):
     net = _grid(first_thru=first_thru)
     g = RoutingGraph(net)
     rng = np.random.default_rng(3)
-    s = 11  # one block of 8 lanes + one of 3 (4-lane code): every lane width is used
+    # blocks of 2 x 8 lanes (two interleaved registers) + a remainder of 6 (one 8-lane
+    # register); pairs take the 4-lane code and single scenarios the scalar one
+    s = 22
     cost = rng.integers(1, 4, (s, net.num_links)).astype(np.float64)  # ties everywhere
     dem = net.demand * rng.uniform(0.5, 1.5, (s, 1, 1))
     od = ODPairs(dem)
@@ -133,7 +135,7 @@ def test_sweep_plan_structure_and_bad_plans():
 
     net = sioux_falls()
     g = RoutingGraph(net)
-    sweep, ptr, order, pos, seg = g.sweep_plan()
+    sweep, ptr, order, pos, seg, pull, pull_ptr, pull_seg = g.sweep_plan()
     z, r = order.shape
     assert torch.equal(order[:, 0], torch.from_numpy(g.sources).int())
     assert torch.equal(torch.sort(order, dim=1).values, torch.arange(r).int().expand(z, r))
@@ -155,6 +157,18 @@ def test_sweep_plan_structure_and_bad_plans():
             tails = torch.repeat_interleave(order[k].long(), counts)
             lo, hi = int(seg[k, side, 0]), int(seg[k, side, -1])
             assert torch.equal(tails, t[lo:hi])
+        # pull: the same forward links, grouped by head position, within a head by tail
+        # position then link id (the order the tail-by-tail pass relaxes them in)
+        pt_, pl_ = pull[:, pull_ptr[k]:pull_ptr[k + 1]].long()
+        assert int(pull_ptr[k + 1] - pull_ptr[k]) == nf
+        assert sorted(pl_.tolist()) == sorted(e[:nf].tolist())
+        assert torch.equal(torch.from_numpy(g._tail)[pl_], pt_)
+        heads = pos[k].long()[torch.from_numpy(g._head)[pl_]]
+        counts = (pull_seg[k, 1:] - pull_seg[k, :-1]).long()
+        assert int(pull_seg[k, 0]) == 0 and int(pull_seg[k, -1]) == nf
+        assert torch.equal(torch.repeat_interleave(torch.arange(r), counts), heads)
+        key = heads * (r * net.num_links) + pos[k].long()[pt_] * net.num_links + pl_
+        assert torch.all(key[1:] > key[:-1])
     c = np.ascontiguousarray(net.free_flow_time[None])
     od = ODPairs(net.demand)
     od_ptr, od_dest = od.index_tensors(g.num_zones)
@@ -167,15 +181,33 @@ def test_sweep_plan_structure_and_bad_plans():
     bad_link[2, 7] = -net.num_links - 1
     bad_order = order.clone()
     bad_order[2, 3] = -1
-    for plan, msg in (([bad_entry, ptr, order, pos, seg], "out of range"),
-                      ([bad_link, ptr, order, pos, seg], "out of range"),
-                      ([sweep, ptr, bad_order, pos, seg], "order"),
-                      ([sweep, ptr, order, pos], "plan is"),
-                      ([sweep, ptr.flip(0), order, pos, seg], "sweep_ptr")):
+    bad_pull = pull.clone()
+    bad_pull[0, 4] = r  # a tail past the last node
+    bad_pull_link = pull.clone()
+    bad_pull_link[1, 2] = -1
+    rest = [pull, pull_ptr, pull_seg]
+    for plan, msg in (([bad_entry, ptr, order, pos, seg, *rest], "out of range"),
+                      ([bad_link, ptr, order, pos, seg, *rest], "out of range"),
+                      ([sweep, ptr, bad_order, pos, seg, *rest], "order"),
+                      ([sweep, ptr, order, pos, seg], "plan is"),
+                      ([sweep, ptr.flip(0), order, pos, seg, *rest], "sweep_ptr"),
+                      ([sweep, ptr, order, pos, seg, bad_pull, pull_ptr, pull_seg], "pull entry"),
+                      ([sweep, ptr, order, pos, seg, bad_pull_link, pull_ptr, pull_seg],
+                       "pull entry"),
+                      ([sweep, ptr, order, pos, seg, pull, pull_ptr.flip(0), pull_seg],
+                       "pull_ptr"),
+                      ([sweep, ptr, order, pos, seg, pull, pull_ptr, pull_seg[:, :-1]],
+                       "pull_segment")):
         with pytest.raises(RuntimeError, match=msg):
             torch.ops.dyngraph.traffic_aon(*args, plan)
     with pytest.raises(RuntimeError, match="needs the plan"):
         torch.ops.dyngraph.traffic_aon(*args, [])
+    # the sweeps check the costs as they read them (the Python wrapper checks first)
+    for bad in (-1.0, float("nan")):
+        neg = torch.from_numpy(np.repeat(c, 3, axis=0))
+        neg[2, 5] = bad
+        with pytest.raises(RuntimeError, match="non-negative"):
+            torch.ops.dyngraph.traffic_aon(neg, *args[1:], g.sweep_plan())
 
 
 def test_native_poly_root_bit_identical_to_python():

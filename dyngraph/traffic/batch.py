@@ -86,11 +86,11 @@ def _chunk_path(out_dir: Path, c: int) -> Path:
 
 def _solve_chunk(network: TrafficNetwork, sampler, lo: int, hi: int, rgap: float, method: str,
                  max_iter: int, block: int | None, path: Path, graph: RoutingGraph | None = None,
-                 on_done=None) -> int:
+                 on_done=None, width: int | None = None) -> int:
     cap, dem = sampler(network, np.arange(lo, hi))
     g = graph or RoutingGraph(network, block=block)
     res = solve_ue_batch(network, capacity=cap, demand=dem, rgap=rgap, method=method,
-                         max_iter=max_iter, graph=g, on_done=on_done)
+                         max_iter=max_iter, graph=g, on_done=on_done, width=width)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, index=np.arange(lo, hi), capacity=cap, demand=dem.astype(np.float32),
              flows=res.flows, times=res.times, total_travel_time=res.total_travel_time,
@@ -116,6 +116,7 @@ def run_scenarios(
     n_jobs: int = 1,
     resume: bool = True,
     progress: bool = True,
+    width: int | None = 128,
 ) -> Path:
     """Solve ``n`` perturbed scenarios and stream them to ``out_dir``.
 
@@ -127,6 +128,8 @@ def run_scenarios(
         n_jobs: worker processes (each solves whole chunks).
         resume: skip chunks already on disk (the manifest must match); with False an
             existing non-empty run directory is an error.
+        width: scenarios of a chunk iterating together (see :func:`solve_ue_batch`; the
+            results do not depend on it).
 
     Returns:
         ``out_dir``; read the results with :func:`load_scenarios`.
@@ -172,11 +175,11 @@ def run_scenarios(
             g = RoutingGraph(network, block=block)
             for c, lo, hi in todo:
                 _solve_chunk(network, sampler, lo, hi, rgap, method, max_iter, block,
-                             _chunk_path(out, c), graph=g, on_done=bar.update)
+                             _chunk_path(out, c), graph=g, on_done=bar.update, width=width)
         else:
             with ProcessPoolExecutor(max_workers=n_jobs) as pool:
                 futs = [pool.submit(_worker, (network, sampler, lo, hi, rgap, method, max_iter,
-                                              block, _chunk_path(out, c)))
+                                              block, _chunk_path(out, c), None, None, width))
                         for c, lo, hi in todo]
                 for f in as_completed(futs):
                     bar.update(f.result())

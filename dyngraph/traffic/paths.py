@@ -367,9 +367,24 @@ class RoutingGraph:
             np.add.at(per_pos, (rows, bk.astype(np.int64), pos_t[rows, links]), 1)
             seg = np.concatenate([np.zeros((z, 2, 1), np.int64), np.cumsum(per_pos, axis=2)], 2)
             seg[:, 1] += seg[:, 0, -1:]
+            # the forward links again, grouped by head position (then tail position, link
+            # id: the order in which the tail-ordered pass would relax them), for the pull
+            # pass: a node's label is the minimum over its forward in-links, kept in registers
+            fw = ~bk
+            f_rows, f_links = rows[fw], links[fw]
+            f_head = pos_h[f_rows, f_links]
+            pk = np.lexsort((f_links, pos_t[f_rows, f_links], f_head, f_rows))
+            f_rows, f_links, f_head = f_rows[pk], f_links[pk], f_head[pk]
+            pull = np.stack([tail[f_links], f_links])
+            n_fw = np.bincount(f_rows, minlength=z)
+            pull_ptr = np.concatenate([[0], np.cumsum(n_fw)])
+            per_head = np.zeros((z, nr), dtype=np.int64)
+            np.add.at(per_head, (f_rows, f_head), 1)
+            pull_seg = np.concatenate([np.zeros((z, 1), np.int64), np.cumsum(per_head, 1)], 1)
             self._plan = [torch.from_numpy(np.ascontiguousarray(a, dtype=dt))
                           for a, dt in ((plan, np.int32), (ptr, np.int64), (order, np.int32),
-                                        (pos, np.int32), (seg, np.int32))]
+                                        (pos, np.int32), (seg, np.int32), (pull, np.int32),
+                                        (pull_ptr, np.int64), (pull_seg, np.int32))]
         return self._plan
 
     def _aon_native(self, c: np.ndarray, od: ODPairs, need_cost: bool, algo: int = 0,
@@ -387,19 +402,19 @@ class RoutingGraph:
         vals = od.values
         if vals.shape[0] > 1 and vals.strides[0] == 0:
             vals = vals[:1]  # one demand broadcast over many cost vectors
-        vals = np.ascontiguousarray(vals, dtype=np.float64)
-        # torch refuses to wrap read-only arrays silently (network arrays may be frozen)
-        c = c if c.flags.writeable else c.copy()
-        vals = vals if vals.flags.writeable else vals.copy()
         if vals.shape[0] not in (1, c.shape[0]):
             raise ShapeError(f"demand has {vals.shape[0]} scenarios, cost has {c.shape[0]}")
+        # torch refuses to wrap read-only arrays silently (network arrays may be frozen)
+        c = c if c.flags.writeable else c.copy()
         plan = []
         if algo == 3 or (algo == 0 and use_plan
                          and self.num_zones * self.num_links <= _SWEEP_MAX_ENTRIES):
             plan = self.sweep_plan()
+        vals = np.ascontiguousarray(vals, dtype=np.float64)
+        dem = torch.from_numpy(vals if vals.flags.writeable else vals.copy())
         flows, odc = torch.ops.dyngraph.traffic_aon(
-            torch.from_numpy(c), *self._native_args, od_ptr, od_dest, torch.from_numpy(vals),
-            need_cost, algo, plan)
+            torch.from_numpy(c), *self._native_args, od_ptr, od_dest, dem, need_cost, algo,
+            plan)
         return flows.numpy(), (odc.numpy() if need_cost else None)
 
     def __getstate__(self) -> dict:
@@ -427,13 +442,17 @@ class ODPairs:
         support = (d3 > 0).any(axis=0)
         np.fill_diagonal(support, False)  # intra-zonal trips never load the network
         self.orig, self.dest = np.nonzero(support)  # sorted by origin (row-major)
-        self.values = d3[:, self.orig, self.dest]
+        # (fancy indexing lays the result out pair-major: made row-major once here, not
+        # copied by every AON call)
+        self.values = np.ascontiguousarray(d3[:, self.orig, self.dest])
         self._shared: dict = {}  # index tensors of the native AON, shared with subsets
 
     def subset(self, idx: np.ndarray) -> ODPairs:
         out = object.__new__(ODPairs)
         out.orig, out.dest, out._shared = self.orig, self.dest, self._shared
-        out.values = self.values[idx] if self.values.shape[0] > 1 else self.values
+        # (np.take: ~1.5x faster than fancy indexing for wide rows; solvers subset often)
+        out.values = (np.take(self.values, idx, axis=0) if self.values.shape[0] > 1
+                      else self.values)
         return out
 
     def index_tensors(self, num_zones: int):
