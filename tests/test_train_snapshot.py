@@ -15,6 +15,7 @@ from dyngraph.train.snapshot import (
     PairClassifier,
     SnapshotTrainer,
     TrainConfig,
+    _native_pairs_ok,
     all_pairs_ap_mrr,
     chronological_split,
     prepare_task,
@@ -52,15 +53,19 @@ def test_all_pairs_ap_matches_sklearn_and_mrr_matches_official():
 
 
 @pytest.mark.parametrize("product", [False, True])
-def test_pair_classifier_row_scores_equal_pairwise_scores(product):
+@pytest.mark.parametrize("grad", [True, False])  # without grad: the native kernel when built
+@pytest.mark.parametrize("n,hidden", [(11, 9), (37, 100)])
+def test_pair_classifier_row_scores_equal_pairwise_scores(product, grad, n, hidden):
     torch.manual_seed(0)
-    clf = PairClassifier(6, 9, product=product)
-    h = torch.randn(11, 6)
-    parts = clf.split_weights(h)
+    clf = PairClassifier(6, hidden, product=product)
+    h = torch.randn(n, 6)
     rows = torch.tensor([2, 5, 7])
-    block = clf.score_rows(parts, rows)
-    src = rows.repeat_interleave(11)
-    dst = torch.arange(11).repeat(3)
+    with torch.set_grad_enabled(grad):
+        parts = clf.split_weights(h)
+        block = clf.score_rows(parts, rows)
+    assert (parts[-1] is not None) == (not grad and not product and _native_pairs_ok())
+    src = rows.repeat_interleave(n)
+    dst = torch.arange(n).repeat(3)
     feats = [h[src], h[dst]] + ([h[src] * h[dst]] if product else [])
     ref = clf.lin2(torch.relu(clf.lin1(torch.cat(feats, -1))))
     torch.testing.assert_close(block.reshape(-1), ref[:, 1] - ref[:, 0], rtol=1e-5, atol=1e-5)

@@ -296,17 +296,38 @@ class PairClassifier(nn.Module):
         return out[:, 1] - out[:, 0]
 
     def split_weights(self, h: Tensor) -> tuple:
+        """The pieces :meth:`score_rows` reads, computed once per embedding matrix ``h``."""
         a, b = self._project(h)
         v = self.lin2.weight[1] - self.lin2.weight[0]
         wc = self.lin1.weight[:, 2 * self.in_channels :] if self.product else None
-        return a, b, v, self.lin2.bias[1] - self.lin2.bias[0], h, wc
+        c = self.lin2.bias[1] - self.lin2.bias[0]
+        bt = None
+        if (wc is None and not torch.is_grad_enabled()
+                and h.dtype == torch.float32 and h.device.type == "cpu" and _native_pairs_ok()):
+            # the fused kernel reads the destination terms transposed, [hidden, N]
+            bt = b.detach().t().contiguous()
+        return a, b, v, c, h, wc, bt
 
     def score_rows(self, parts, rows: Tensor) -> Tensor:
-        a, b, v, c, h, wc = parts
+        """Logit margins ``[R, N]`` of the pairs ``rows x all nodes`` (``parts`` from
+        :meth:`split_weights`); without the product term and without gradients, one native
+        pass (``kernels/pair_scores.cpp``) that never forms the ``[R, N, hidden]`` block."""
+        a, b, v, c, h, wc, bt = parts
+        if bt is not None:
+            return torch.ops.dyngraph.pair_mlp_scores(
+                a.index_select(0, rows).detach(), bt, v.detach().contiguous(), float(c))
         hid = a[rows].unsqueeze(1) + b.unsqueeze(0)  # [R, N, hidden]
         if wc is not None:
             hid = hid + (h[rows].unsqueeze(1) * h.unsqueeze(0)) @ wc.t()
         return torch.relu_(hid) @ v + c
+
+
+def _native_pairs_ok() -> bool:
+    """Whether ``torch.ops.dyngraph.pair_mlp_scores`` may be used
+    (:func:`dyngraph.ops._native.op_usable`)."""
+    from dyngraph.ops import _native
+
+    return _native.op_usable("pair_mlp_scores")
 
 
 # --------------------------------------------------------------------------- metrics
