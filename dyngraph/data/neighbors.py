@@ -91,12 +91,17 @@ class TemporalNeighborIndex:
             return self.ptr[nodes + 1] - self.ptr[nodes]
         return self._end(nodes, self._cutoff(t, nodes.numel())) - self.ptr[nodes]
 
+    def _per_query(self, values, b: int, dtype: torch.dtype, what: str) -> Tensor:
+        """``values`` as one entry per query node (a scalar is broadcast)."""
+        v = torch.as_tensor(values, dtype=dtype, device=self.event_t.device).view(-1)
+        if v.numel() == 1 and b != 1:
+            v = v.expand(b)
+        if v.numel() != b:
+            raise ShapeError(f"query: {b} nodes but {v.numel()} {what}; pass one per node.")
+        return v
+
     def _cutoff(self, t, b: int) -> Tensor:
-        t = torch.as_tensor(t, dtype=torch.float64, device=self.event_t.device).view(-1)
-        if t.numel() == 1 and b != 1:
-            t = t.expand(b)
-        if t.numel() != b:
-            raise ShapeError(f"query: {b} nodes but {t.numel()} times; pass one time per node.")
+        t = self._per_query(t, b, torch.float64, "times")
         # events are time-sorted, so "time < t" is exactly "event id < cutoff"
         return torch.searchsorted(self.event_t, t.contiguous(), right=False)
 
@@ -118,12 +123,7 @@ class TemporalNeighborIndex:
         if self._native is None:
             self._native = self.t.device.type == "cpu" and _native_ok()
         if self._native and k >= 0 and nodes.device.type == "cpu":
-            t = torch.as_tensor(t, dtype=torch.float64).view(-1)
-            if t.numel() == 1 and nodes.numel() != 1:
-                t = t.expand(nodes.numel())
-            if t.numel() != nodes.numel():
-                raise ShapeError(f"query: {nodes.numel()} nodes but {t.numel()} times; pass "
-                                 "one time per node.")
+            t = self._per_query(t, nodes.numel(), torch.float64, "times")
             self._check_nodes(nodes)
             # one pass: per-node binary search on the entries' times, then the k slots
             return NeighborBlock(*torch.ops.dyngraph.tgn_neighbors(
@@ -134,12 +134,7 @@ class TemporalNeighborIndex:
         """Like :meth:`query` but the cut is by event position: only events with id
         ``< eid[i]`` are visible (streaming semantics; ties in time are split by order)."""
         nodes = torch.as_tensor(nodes, dtype=torch.long).view(-1)
-        eid = torch.as_tensor(eid, dtype=torch.long).view(-1)
-        if eid.numel() == 1 and nodes.numel() != 1:
-            eid = eid.expand(nodes.numel())
-        if eid.numel() != nodes.numel():
-            raise ShapeError(f"query_before_event: {nodes.numel()} nodes but {eid.numel()} "
-                             "event ids.")
+        eid = self._per_query(eid, nodes.numel(), torch.long, "event ids")
         return self._gather(nodes, eid.clamp(0, self.num_events), k)
 
     def _check_nodes(self, nodes: Tensor) -> None:
