@@ -49,6 +49,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from dyngraph.errors import ConfigError, DataError
 from dyngraph.nn.evolve import EvolveGCN, detach_state
@@ -286,6 +287,11 @@ class PairClassifier(nn.Module):
     def forward(self, h: Tensor, src: Tensor, dst: Tensor) -> Tensor:
         """2-class logits ``[M, 2]`` for the pairs ``(src, dst)``."""
         a, b = self._project(h)
+        if (not self.product and h.device.type == "cpu" and a.dtype in _FLOATS
+                and _native_pairs_ok("pair_mlp_forward")):
+            # gather, ReLU and the output layer in one native pass each way: no [M, hidden]
+            # block stored for the backward (kernels/pair_scores.cpp)
+            return _PairMLP.apply(a, b, src, dst, self.lin2.weight, self.lin2.bias)
         z = a[src] + b[dst]
         if self.product:
             z = z + F.linear(h[src] * h[dst], self.lin1.weight[:, 2 * self.in_channels :])
@@ -322,12 +328,33 @@ class PairClassifier(nn.Module):
         return torch.relu_(hid) @ v + c
 
 
-def _native_pairs_ok() -> bool:
-    """Whether ``torch.ops.dyngraph.pair_mlp_scores`` may be used
+_FLOATS = (torch.float32, torch.float64)
+
+
+class _PairMLP(torch.autograd.Function):
+    # logits[m] = W2 relu(a[src[m]] + b[dst[m]]) + b2; the backward recomputes the hidden
+    # units and scatters their gradient into a and b
+    @staticmethod
+    def forward(ctx, a, b, src, dst, w2, b2):
+        src, dst = src.contiguous(), dst.contiguous()
+        w2 = w2.to(a.dtype)
+        ctx.save_for_backward(a, b, src, dst, w2)
+        return torch.ops.dyngraph.pair_mlp_forward(a, b, src, dst, w2, b2.to(a.dtype))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        a, b, src, dst, w2 = ctx.saved_tensors
+        ga, gb, gw, gb2 = torch.ops.dyngraph.pair_mlp_backward(g.contiguous(), a, b, src, dst, w2)
+        return ga, gb, None, None, gw, gb2
+
+
+def _native_pairs_ok(op: str = "pair_mlp_scores") -> bool:
+    """Whether ``torch.ops.dyngraph.<op>`` (``kernels/pair_scores.cpp``) may be used
     (:func:`dyngraph.ops._native.op_usable`)."""
     from dyngraph.ops import _native
 
-    return _native.op_usable("pair_mlp_scores")
+    return _native.op_usable(op)
 
 
 # --------------------------------------------------------------------------- metrics
