@@ -798,6 +798,284 @@ at::Tensor traffic_poly_root(const at::Tensor& coef, const at::Tensor& g1) {
   return tau;
 }
 
+
+// The rest of assignment._poly_line_search for a batch, from numpy's row sums: coef[0] = g0,
+// coef[k] = scale[k] dots[k]; g1 = coef summed in numpy's order for these rows (column by
+// column, left to right: checked against numpy in the tests); tau = 1 where g1 <= 0 (or
+// NaN), else the root above. dots (p + 1, n), scale (p + 1,) -> tau (n,).
+__attribute__((optimize("fp-contract=off"))) at::Tensor traffic_poly_step(
+    const at::Tensor& dots, const at::Tensor& scale) {
+  TORCH_CHECK(dots.dim() == 2 && dots.scalar_type() == at::kDouble && dots.is_contiguous() &&
+                  dots.size(0) >= 2 && dots.size(0) <= 16,
+              "traffic_poly_step: dots must be (p + 1, n) float64 with 1 <= p <= 15");
+  TORCH_CHECK(scale.dim() == 1 && scale.scalar_type() == at::kDouble &&
+                  scale.is_contiguous() && scale.size(0) == dots.size(0),
+              "traffic_poly_step: scale must be (p + 1,) float64");
+  const int64_t p = dots.size(0) - 1, n = dots.size(1);
+  at::Tensor tau = at::empty({n}, dots.options());
+  const double* dp = dots.data_ptr<double>();
+  const double* sp = scale.data_ptr<double>();
+  double* tp = tau.data_ptr<double>();
+  double c[16];
+  for (int64_t r = 0; r < n; ++r) {
+    c[0] = dp[r];
+    double g1 = c[0];
+    for (int64_t k = 1; k <= p; ++k) {
+      c[k] = sp[k] * dp[k * n + r];
+      g1 = g1 + c[k];
+    }
+    tp[r] = g1 > 0 ? poly_root_row(c, p, g1) : 1.0;
+  }
+  return tau;
+}
+
+// ------------------------------------------------------------ fused row arithmetic (batches)
+// The element-wise parts of a batched FW / CFW / BFW iteration (assignment._Workspace.times,
+// assignment._iterate, assignment._poly_line_search), one pass over the (n, E) rows instead of
+// 5-10 numpy calls that each stream every array through memory. Every value is the same
+// IEEE operation, in the same order, as the numpy code it replaces (contraction into FMA
+// disabled), so a scenario keeps its bits whether its batch took this path or numpy's; the
+// row sums stay in numpy. Arrays: float64, (n, E) C-contiguous unless stated.
+inline void check_rows(const at::Tensor& a, int64_t n, int64_t E, const char* what) {
+  TORCH_CHECK(a.scalar_type() == at::kDouble && a.is_contiguous() && a.dim() == 2 &&
+                  a.size(0) == n && a.size(1) == E,
+              "traffic fused ops: ", what, " must be a contiguous (n, E) float64 tensor");
+}
+
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+// t = t0 + coef x^p (as (coef x^(p-1)) x + t0), h = p coef x^(p-1), and x^2 .. x^(p-1).
+__attribute__((optimize("fp-contract=off"))) void bpr_times_rows(
+    const double* x, const double* coef, bool coef_rows, const double* t0, double power,
+    double* const* xp, int64_t np_, double* t, double* h, int64_t n, int64_t E) {
+  for (int64_t r = 0; r < n; ++r) {
+    const double* xr = x + r * E;
+    const double* cr = coef + (coef_rows ? r * E : 0);
+    double* tr = t + r * E;
+    double* hr = h + r * E;
+    if (np_ == 0) {
+#pragma omp simd
+      for (int64_t e = 0; e < E; ++e) {
+        const double cv = cr[e] * xr[e];
+        tr[e] = cv * xr[e] + t0[e];
+        hr[e] = cv * power;
+      }
+      continue;
+    }
+    // x^k = x^(k-1) * x, written out (the line search reads them)
+    const double* prev = xr;
+    for (int64_t k = 0; k < np_; ++k) {
+      double* o = xp[k] + r * E;
+#pragma omp simd
+      for (int64_t e = 0; e < E; ++e) o[e] = prev[e] * xr[e];
+      prev = o;
+    }
+#pragma omp simd
+    for (int64_t e = 0; e < E; ++e) {
+      const double cv = cr[e] * prev[e];
+      tr[e] = cv * xr[e] + t0[e];
+      hr[e] = cv * power;
+    }
+  }
+}
+
+// traffic_bpr_times(x, coef (n, E) or (E,), t0 (E,), power, out = [x^2, .., x^(p-1), t, h])
+void traffic_bpr_times(const at::Tensor& x, const at::Tensor& coef, const at::Tensor& t0,
+                       double power, at::TensorList out) {
+  TORCH_CHECK(out.size() >= 2, "traffic_bpr_times: out is [x^2, .., x^(p-1), t, h]");
+  const int64_t n = x.size(0), E = x.dim() == 2 ? x.size(1) : -1;
+  check_rows(x, n, E, "x");
+  const bool coef_rows = coef.dim() == 2;
+  TORCH_CHECK(coef.scalar_type() == at::kDouble && coef.is_contiguous() &&
+                  (coef_rows ? (coef.size(0) == n && coef.size(1) == E)
+                             : (coef.dim() == 1 && coef.size(0) == E)),
+              "traffic_bpr_times: coef must be contiguous float64 (n, E) or (E,)");
+  TORCH_CHECK(t0.scalar_type() == at::kDouble && t0.is_contiguous() && t0.dim() == 1 &&
+                  t0.size(0) == E, "traffic_bpr_times: t0 must be (E,) float64");
+  const int64_t np_ = static_cast<int64_t>(out.size()) - 2;
+  std::vector<double*> xp(np_ + 1);
+  for (int64_t k = 0; k < np_ + 2; ++k) check_rows(out[k], n, E, "out");
+  for (int64_t k = 0; k < np_; ++k) xp[k] = out[k].data_ptr<double>();
+  bpr_times_rows(x.data_ptr<double>(), coef.data_ptr<double>(), coef_rows,
+                 t0.data_ptr<double>(), power, xp.data(), np_, out[np_].data_ptr<double>(),
+                 out[np_ + 1].data_ptr<double>(), n, E);
+}
+
+// The conjugate-direction products of assignment._iterate. mode bit 0: CFW rows present,
+// bit 1: BFW rows present. out = [y - x, s1 - x, h (s1 - x), y - s1, hd2, s2 - s1] with
+// hd2 = ((tp s1 - x) + (1 - tp) s2) h, tp = tau_prev per row; entries a mode does not
+// need are left untouched.
+__attribute__((optimize("fp-contract=off"))) void bfw_prep_rows(
+    const double* y, const double* x, const double* s1, const double* s2, const double* h,
+    const double* tp, int64_t mode, double* const* o, int64_t n, int64_t E) {
+  const bool is1 = mode & 1, is2 = mode & 2;
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t b = r * E;
+    const double* yr = y + b; const double* xr = x + b; const double* ar = s1 + b;
+    const double* cr = s2 + b; const double* hr = h + b;
+    double* yx = o[0] + b; double* sx = o[1] + b; double* hd1 = o[2] + b;
+    double* ys = o[3] + b; double* hd2 = o[4] + b; double* ss = o[5] + b;
+    const double tpr = tp[r], omt = 1.0 - tpr;
+#pragma omp simd
+    for (int64_t e = 0; e < E; ++e) {
+      yx[e] = yr[e] - xr[e];
+      const double d1 = ar[e] - xr[e];
+      sx[e] = d1;
+      hd1[e] = hr[e] * d1;
+    }
+    if (is1) {
+#pragma omp simd
+      for (int64_t e = 0; e < E; ++e) ys[e] = yr[e] - ar[e];
+    }
+    if (is2) {
+#pragma omp simd
+      for (int64_t e = 0; e < E; ++e) {
+        hd2[e] = ((tpr * ar[e] - xr[e]) + omt * cr[e]) * hr[e];
+        ss[e] = cr[e] - ar[e];
+      }
+    }
+  }
+}
+
+void traffic_bfw_prep(const at::Tensor& y, const at::Tensor& x, const at::Tensor& s1,
+                      const at::Tensor& s2, const at::Tensor& h, const at::Tensor& tp,
+                      int64_t mode, at::TensorList out) {
+  const int64_t n = x.size(0), E = x.dim() == 2 ? x.size(1) : -1;
+  TORCH_CHECK(mode >= 1 && mode <= 3, "traffic_bfw_prep: mode is 1, 2 or 3");
+  TORCH_CHECK(out.size() == 6, "traffic_bfw_prep: out has 6 arrays");
+  for (const at::Tensor* a : {&y, &x, &s1, &s2, &h}) check_rows(*a, n, E, "input");
+  for (const auto& a : out) check_rows(a, n, E, "out");
+  TORCH_CHECK(tp.scalar_type() == at::kDouble && tp.is_contiguous() && tp.dim() == 1 &&
+                  tp.size(0) == n, "traffic_bfw_prep: tau_prev must be (n,) float64");
+  double* o[6];
+  for (int k = 0; k < 6; ++k) o[k] = out[k].data_ptr<double>();
+  bfw_prep_rows(y.data_ptr<double>(), x.data_ptr<double>(), s1.data_ptr<double>(),
+                s2.data_ptr<double>(), h.data_ptr<double>(), tp.data_ptr<double>(), mode, o,
+                n, E);
+}
+
+// The BFW / CFW weights of assignment._iterate from the row sums (numpy's, passed in) and
+// then s = ((y + nu s1) + mu s2) b0 (the mu term only with BFW rows), d = s - x. Per row
+// the same operations as the numpy code on (n,) arrays: _safe_div, clip, where, maximum
+// (NaN propagating, as numpy's).
+inline double safe_div(double num, double den) { return den != 0 ? num / den : 0.0; }
+inline double np_max0(double v) { return (std::isnan(v) || v >= 0.0) ? v : 0.0; }
+
+__attribute__((optimize("fp-contract=off"))) void bfw_step_rows(
+    const double* y, const double* x, const double* s1, const double* s2, const double* dots,
+    const double* tp, const int64_t* phase, int64_t max_phase, bool is1, bool is2, double* s,
+    double* d, int64_t n, int64_t E) {
+  const double* num1 = dots;
+  const double* den1 = dots + n;
+  const double* m_num = dots + 2 * n;
+  const double* m_den = dots + 3 * n;
+  const double* n_den = dots + 4 * n;
+  const double conj_max = 0.99999;  // assignment._CONJ_MAX
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t ph = std::min(phase[r], max_phase);
+    double b0 = 1.0, nu = 0.0, mu = 0.0;
+    if (is1) {
+      const double q = safe_div(num1[r], den1[r]);
+      double a = std::isnan(q) ? q : (q < 0.0 ? 0.0 : (q > conj_max ? conj_max : q));
+      if (ph != 1) a = 0.0;
+      b0 = 1.0 - a;
+      nu = a / b0;
+    }
+    if (is2 && ph == 2) {
+      const double m = np_max0(-safe_div(m_num[r], m_den[r]));
+      const double v = -safe_div(num1[r], n_den[r]);
+      const double ratio = tp[r] / (1.0 - tp[r]);
+      const double w = np_max0(v + m * ratio);
+      b0 = 1.0 / ((1.0 + m) + w);
+      nu = w;
+      mu = m;
+    }
+    const int64_t b = r * E;
+    const double* yr = y + b; const double* xr = x + b; const double* ar = s1 + b;
+    double* sr = s + b; double* dr = d + b;
+    if (is2) {
+      const double* cr = s2 + b;
+#pragma omp simd
+      for (int64_t e = 0; e < E; ++e) {
+        const double v = ((yr[e] + nu * ar[e]) + mu * cr[e]) * b0;
+        sr[e] = v;
+        dr[e] = v - xr[e];
+      }
+    } else {
+#pragma omp simd
+      for (int64_t e = 0; e < E; ++e) {
+        const double v = (yr[e] + nu * ar[e]) * b0;
+        sr[e] = v;
+        dr[e] = v - xr[e];
+      }
+    }
+  }
+}
+
+// dots (5, n): <h(s1-x), y-x>, <h(s1-x), y-s1>, <hd2, y-x>, <hd2, s2-s1>, <h(s1-x), s1-x>
+// (rows a mode does not need are not read); mode bit 0: CFW rows, bit 1: BFW rows.
+void traffic_bfw_step(const at::Tensor& y, const at::Tensor& x, const at::Tensor& s1,
+                      const at::Tensor& s2, const at::Tensor& dots, const at::Tensor& tp,
+                      const at::Tensor& phase, int64_t max_phase, int64_t mode,
+                      at::TensorList out) {
+  const int64_t n = x.size(0), E = x.dim() == 2 ? x.size(1) : -1;
+  TORCH_CHECK(mode >= 1 && mode <= 3, "traffic_bfw_step: mode is 1, 2 or 3");
+  for (const at::Tensor* a : {&y, &x, &s1, &s2}) check_rows(*a, n, E, "input");
+  TORCH_CHECK(out.size() == 2, "traffic_bfw_step: out is [s, d]");
+  for (const auto& a : out) check_rows(a, n, E, "out");
+  TORCH_CHECK(dots.scalar_type() == at::kDouble && dots.is_contiguous() && dots.dim() == 2 &&
+                  dots.size(0) == 5 && dots.size(1) == n,
+              "traffic_bfw_step: dots must be (5, n) float64");
+  TORCH_CHECK(tp.scalar_type() == at::kDouble && tp.is_contiguous() && tp.dim() == 1 &&
+                  tp.size(0) == n, "traffic_bfw_step: tau_prev must be (n,) float64");
+  TORCH_CHECK(phase.scalar_type() == at::kLong && phase.is_contiguous() && phase.dim() == 1 &&
+                  phase.size(0) == n, "traffic_bfw_step: phase must be (n,) int64");
+  bfw_step_rows(y.data_ptr<double>(), x.data_ptr<double>(), s1.data_ptr<double>(),
+                s2.data_ptr<double>(), dots.data_ptr<double>(), tp.data_ptr<double>(),
+                phase.data_ptr<int64_t>(), max_phase, mode & 1, mode & 2,
+                out[0].data_ptr<double>(), out[1].data_ptr<double>(), n, E);
+}
+
+// Line-search products c d^k (k = 1 .. p) of assignment._poly_line_search:
+// out[0] = (c d) d, out[k] = out[k - 1] d; c is (n, E) or (E,).
+__attribute__((optimize("fp-contract=off"))) void cdk_rows(const double* c, bool c_rows,
+                                                           const double* d, double* const* o,
+                                                           int64_t p, int64_t n, int64_t E) {
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t b = r * E;
+    const double* cr = c + (c_rows ? b : 0);
+    const double* dr = d + b;
+    double* o0 = o[0] + b;
+#pragma omp simd
+    for (int64_t e = 0; e < E; ++e) o0[e] = (cr[e] * dr[e]) * dr[e];
+    for (int64_t k = 1; k < p; ++k) {
+      const double* prev = o[k - 1] + b;
+      double* ok = o[k] + b;
+#pragma omp simd
+      for (int64_t e = 0; e < E; ++e) ok[e] = prev[e] * dr[e];
+    }
+  }
+}
+
+void traffic_line_products(const at::Tensor& coef, const at::Tensor& d, at::TensorList out) {
+  const int64_t n = d.size(0), E = d.dim() == 2 ? d.size(1) : -1;
+  check_rows(d, n, E, "d");
+  const bool c_rows = coef.dim() == 2;
+  TORCH_CHECK(coef.scalar_type() == at::kDouble && coef.is_contiguous() &&
+                  (c_rows ? (coef.size(0) == n && coef.size(1) == E)
+                          : (coef.dim() == 1 && coef.size(0) == E)),
+              "traffic_line_products: coef must be contiguous float64 (n, E) or (E,)");
+  TORCH_CHECK(!out.empty(), "traffic_line_products: out has p arrays");
+  std::vector<double*> o(out.size());
+  for (size_t k = 0; k < out.size(); ++k) {
+    check_rows(out[k], n, E, "out");
+    o[k] = out[k].data_ptr<double>();
+  }
+  cdk_rows(coef.data_ptr<double>(), c_rows, d.data_ptr<double>(), o.data(),
+           static_cast<int64_t>(out.size()), n, E);
+}
+
 }  // namespace
 }  // namespace dyngraph_traffic
 
@@ -807,9 +1085,22 @@ TORCH_LIBRARY_FRAGMENT(dyngraph, m) {
       "Tensor link_head, Tensor sources, Tensor od_ptr, Tensor od_dest, Tensor demand, "
       "bool need_cost, int algo, Tensor[] plan) -> (Tensor, Tensor)");
   m.def("traffic_poly_root(Tensor coef, Tensor g1) -> Tensor");
+  m.def("traffic_bpr_times(Tensor x, Tensor coef, Tensor t0, float power, Tensor(a!)[] out) "
+        "-> ()");
+  m.def("traffic_bfw_prep(Tensor y, Tensor x, Tensor s1, Tensor s2, Tensor h, Tensor tp, "
+        "int mode, Tensor(a!)[] out) -> ()");
+  m.def("traffic_bfw_step(Tensor y, Tensor x, Tensor s1, Tensor s2, Tensor dots, Tensor tp, "
+        "Tensor phase, int max_phase, int mode, Tensor(a!)[] out) -> ()");
+  m.def("traffic_line_products(Tensor coef, Tensor d, Tensor(a!)[] out) -> ()");
+  m.def("traffic_poly_step(Tensor dots, Tensor scale) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(dyngraph, CPU, m) {
   m.impl("traffic_aon", &dyngraph_traffic::traffic_aon);
   m.impl("traffic_poly_root", &dyngraph_traffic::traffic_poly_root);
+  m.impl("traffic_bpr_times", &dyngraph_traffic::traffic_bpr_times);
+  m.impl("traffic_bfw_prep", &dyngraph_traffic::traffic_bfw_prep);
+  m.impl("traffic_bfw_step", &dyngraph_traffic::traffic_bfw_step);
+  m.impl("traffic_line_products", &dyngraph_traffic::traffic_line_products);
+  m.impl("traffic_poly_step", &dyngraph_traffic::traffic_poly_step);
 }

@@ -133,3 +133,125 @@ def test_continuous_batching_gives_the_same_bits(sf):
     assert np.all(short.iterations == 7) and not short.converged.any()
     ref = solve_ue_batch(sf, capacity=cap, demand=dem, rgap=1e-9, max_iter=7, graph=g)
     np.testing.assert_array_equal(short.flows, ref.flows)
+
+
+def _native_row_ops():
+    from dyngraph.traffic import paths
+
+    ops = paths.native_row_ops()
+    if ops is None:
+        pytest.skip("native traffic row operations unavailable")
+    return ops
+
+
+@pytest.mark.parametrize("method", ["bfw", "cfw", "fw"])
+def test_fused_rows_and_lazy_leaving_give_the_same_bits(sf, method, monkeypatch):
+    """Batches of >= 8 rows take the native fused row operations, and finished rows stay in
+    the batch until dropping them pays; neither may change a bit: the same flows and
+    iterations as pure numpy arithmetic with rows dropped at once, and as solving alone."""
+    from dyngraph.traffic import assignment
+
+    _native_row_ops()
+    cap, dem = ScenarioSampler(seed=5)(sf, np.arange(24))
+    g = RoutingGraph(sf)
+    gap = 1e-4 if method == "bfw" else 1e-3  # (CFW/FW crawl on Sioux Falls)
+    fast = solve_ue_batch(sf, capacity=cap, demand=dem, rgap=gap, method=method, graph=g)
+    assert len(set(fast.iterations.tolist())) > 4  # rows leave at many different iterations
+    monkeypatch.setattr(assignment, "_FUSED_ROWS", 10**9)  # numpy arithmetic only
+    monkeypatch.setattr(assignment, "_DEAD_SHARE", 10**9)  # drop every finished row at once
+    slow = solve_ue_batch(sf, capacity=cap, demand=dem, rgap=gap, method=method, graph=g)
+    np.testing.assert_array_equal(fast.iterations, slow.iterations)
+    np.testing.assert_array_equal(fast.flows, slow.flows)
+    np.testing.assert_array_equal(fast.rgap, slow.rgap)
+    np.testing.assert_array_equal(fast.converged, slow.converged)
+    monkeypatch.undo()
+    for i in (0, 17):
+        one = solve_ue(sf, rgap=gap, method=method, capacity=cap[i], demand=dem[i], graph=g)
+        assert one.report.iterations == fast.iterations[i]
+        np.testing.assert_array_equal(one.flows, fast.flows[i])
+    # a time-out stores the flows of the rows still running, not of rows already finished
+    cut = solve_ue_batch(sf, capacity=cap, demand=dem, rgap=gap, method=method, graph=g,
+                         max_iter=int(np.median(fast.iterations)))
+    done = cut.converged
+    assert done.any() and not done.all()
+    np.testing.assert_array_equal(cut.flows[done], fast.flows[done])
+
+
+@pytest.mark.parametrize("power", [2, 3, 4, 5])
+@pytest.mark.parametrize("shared_coef", [False, True])
+def test_native_bpr_times_is_bit_identical(power, shared_coef):
+    """traffic_bpr_times against the numpy products of assignment._Workspace.times."""
+    ops = _native_row_ops()
+    rng = np.random.default_rng(power)
+    n, e = 9, 31
+    x = rng.uniform(0, 3e3, (n, e))
+    coef = rng.uniform(1e-12, 1e-6, e if shared_coef else (n, e))
+    t0 = rng.uniform(0.5, 9.0, e)
+    xs = [x]
+    for _ in range(2, power):
+        xs.append(xs[-1] * x)
+    cv = coef * xs[-1]
+    out = [np.empty((n, e)) for _ in range(power)]
+    ops.bpr_times(x, coef, t0, float(power), out)
+    for k in range(power - 2):
+        np.testing.assert_array_equal(out[k], xs[k + 1])
+    np.testing.assert_array_equal(out[-2], cv * x + t0)
+    np.testing.assert_array_equal(out[-1], cv * float(power))
+
+
+def test_native_direction_step_is_bit_identical():
+    """One FW/CFW/BFW step (direction weights, s, d, line search, update) with the native
+    row operations and with numpy, on rows of every phase, including degenerate ones (s1 = x:
+    zero conjugacy denominators) -- the same bits."""
+    from dyngraph.traffic import assignment as A
+    from dyngraph.traffic.costs import BPR
+
+    ops = _native_row_ops()
+    rng = np.random.default_rng(0)
+    n, e = 12, 40
+    cost = BPR(rng.uniform(1, 5, e), rng.uniform(50, 200, (n, e)), 0.15, 4.0)
+    x = rng.uniform(0, 300, (n, e))
+    y = rng.uniform(0, 300, (n, e))
+    s1 = rng.uniform(0, 300, (n, e))
+    s2 = rng.uniform(0, 300, (n, e))
+    s1[3] = x[3]  # degenerate conjugacy: zero denominators
+    s2[5] = s1[5]
+    phase = np.tile(np.arange(4), 3).astype(np.int64)
+    tau_prev = rng.uniform(0.05, 0.95, n)
+    out = []
+    for fused in (ops, None):
+        ws = A._Workspace(n, e, fused)
+        eng = A._Engine(None, cost, None, "bfw")
+        xx = x.copy()
+        t, h, xp = ws.times(cost, xx)
+        res = A._iterate(eng, ws, cost, 2, n, xx, y.copy(), t, h, xp, s1.copy(), s2.copy(),
+                         tau_prev.copy(), phase.copy(), np.ones(n, dtype=np.int64), [], False)
+        out.append([np.array(r, copy=True) for r in res])
+    for a, b in zip(*out, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n", [8, 9, 33, 64])
+def test_native_line_search_is_bit_identical(n):
+    """The batched exact line search (native products, numpy row sums, native coefficients,
+    their sum in numpy's order and the root) against the numpy path, on steps that end inside
+    (0, 1) and at the full step."""
+    from dyngraph.traffic import assignment as A
+    from dyngraph.traffic.costs import BPR
+    from dyngraph.traffic.paths import native_poly_root
+
+    ops = _native_row_ops()
+    rng = np.random.default_rng(n)
+    e = 45
+    cost = BPR(rng.uniform(1, 5, e), rng.uniform(50, 200, (n, e)), 0.15, 4.0)
+    x = rng.uniform(0, 300, (n, e))
+    d = rng.uniform(-300, 300, (n, e)) * rng.uniform(0.001, 1.0, (n, 1))
+    d[:3] *= 1e-6  # tiny directions: Beckmann still falls at tau = 1 (full steps)
+    g0 = -np.abs(A._rowdot(cost.time(x), d)) - 1.0
+    taus = []
+    for fused in (ops, None):
+        ws = A._Workspace(n, e, fused)
+        _, _, xp = ws.times(cost, x)
+        taus.append(A._poly_line_search(cost, x, d, g0, native_poly_root(), xp, ws))
+    np.testing.assert_array_equal(taus[0], taus[1])
+    assert (taus[0] < 1).any() and (taus[0] == 1).any()

@@ -38,6 +38,7 @@ from dyngraph.traffic.paths import (
     aon_backend,
     check_od_reachable,
     native_poly_root,
+    native_row_ops,
 )
 
 __all__ = ["ConvergenceReport", "UEResult", "BatchResult", "solve_ue", "solve_ue_batch",
@@ -148,10 +149,13 @@ class _Workspace:
     arrays that become the conjugate directions ``s1``, ``s2``: those outlive an iteration,
     so they rotate through :meth:`take` / :meth:`give` instead."""
 
-    def __init__(self, s_count: int, e: int) -> None:
+    def __init__(self, s_count: int, e: int, fused=None) -> None:
         self.s_count, self.e = s_count, e
         self._named: dict[str, np.ndarray] = {}
         self.spare: list[np.ndarray] = []
+        #: :class:`~dyngraph.traffic.paths.NativeRowOps` or None; used from _FUSED_ROWS rows
+        #: on (a numpy call on a few rows costs less than a native call; same bits either way)
+        self.fused = fused
 
     def get(self, name: str, n: int) -> np.ndarray:
         a = self._named.get(name)
@@ -179,6 +183,12 @@ class _Workspace:
             t, h = cost.time_and_derivative(x)
             return t, h, None
         n = x.shape[0]
+        fused = self.fused if n >= _FUSED_ROWS else None
+        if fused is not None:
+            pw = [self.get(f"x{k}", n) for k in range(2, p)]
+            t, h = self.get("t", n), self.get("h", n)
+            fused.bpr_times(x, cost.coef, cost.t0, cost.power, [*pw, t, h])
+            return t, h, [None, x, *pw]
         xp: list = [None, x]
         for k in range(2, p):
             xp.append(np.multiply(xp[-1], x, out=self.get(f"x{k}", n)))
@@ -189,10 +199,24 @@ class _Workspace:
         return t, cv, xp
 
 
+def _lanes(n: int) -> int:
+    """SIMD lanes the native sweep AON spends on ``n`` scenarios (blocks of 2 x 8, a
+    remainder of at most 8 in one block of 1, 4 or 8): its cost per call follows these."""
+    if n > 8:
+        return -(-n // 16) * 16
+    return 1 if n <= 1 else 4 if n <= 4 else 8
+
+
 _AUTO = object()  # "look the native root finder up" (callers in a loop pass it in)
 _BINOM = [[float(comb(n, k)) for k in range(n + 1)] for n in range(9)]
+_BINOM_ARR = [np.array(row) for row in _BINOM]
 #: at most this many rows take the scalar line search (see _poly_line_search)
 _SCALAR_ROWS = 4
+#: from this many rows on, the element-wise work of an iteration goes to the native fused
+#: row operations (one pass instead of 5-10 numpy calls; bit-identical, see NativeRowOps)
+_FUSED_ROWS = 8
+#: finished rows are dropped from the batch once they are 1 / _DEAD_SHARE of it (see _run)
+_DEAD_SHARE = 8
 
 
 def _poly_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray,
@@ -211,13 +235,26 @@ def _poly_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray,
         root = native_poly_root()
     p = cost.int_power
     s_count = x.shape[0]
-    coef = np.empty((s_count, p + 1))
-    coef[:, 0] = g0
     # coef[k] = C(p, k) sum_a coef_a d_a^(k+1) x_a^(p-k): powers of x from the top down
     if xp is None:
         xp = [None, x]
         for _ in range(p - 2):
             xp.append(xp[-1] * x)
+    fused = (ws.fused if ws is not None and s_count >= _FUSED_ROWS and root is not None
+             else None)
+    if fused is not None:
+        # the products in one native pass, numpy's row sums of them, then the polynomial's
+        # coefficients, its value at 1 and the root in one native call (same bits)
+        cdks = [ws.get(f"cdk{k}", s_count) for k in range(1, p + 1)]
+        fused.line_products(cost.coef, d, cdks)
+        dots = np.empty((p + 1, s_count))
+        dots[0] = g0
+        for k in range(1, p):
+            _rowdot(cdks[k - 1], xp[p - k], out=dots[k])
+        cdks[p - 1].sum(axis=1, out=dots[p])
+        return fused.poly_step(dots, _BINOM_ARR[p])
+    coef = np.empty((s_count, p + 1))
+    coef[:, 0] = g0
     cdk = (cost.coef * d if ws is None
            else np.multiply(cost.coef, d, out=ws.get("cdk", s_count)))
     for k in range(1, p + 1):
@@ -327,8 +364,8 @@ def _newton_line_search(cost: BPR, x: np.ndarray, d: np.ndarray, g0: np.ndarray,
     return tau
 
 
-def _rowdot_einsum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.einsum("se,se->s", a, b)
+def _rowdot_einsum(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return np.einsum("se,se->s", a, b, out=out)
 
 
 #: ``sum_e a[s, e] b[s, e]`` per row. ``np.vecdot`` (numpy >= 2) is a BLAS dot per row: the
@@ -411,7 +448,17 @@ def _run(
     tau_prev = np.zeros(width)
     phase = np.zeros(width, dtype=np.int64)
     max_phase = {"fw": 0, "cfw": 1, "bfw": 2}[method]
-    ws = _Workspace(width, e)
+    ws = _Workspace(width, e, native_row_ops())
+
+    # Converged rows leave lazily: compacting the batch (a gather of every (n, E) state array,
+    # the capacities and the (n, P) demand) cost about as much as a whole iteration of a full
+    # batch, and on EMA 64 scenarios left at ~40 different iterations. A finished row's
+    # result is stored at once; the row itself keeps iterating (its own work only: every
+    # operation is row-wise, so the other rows get the same bits) until removing the dead
+    # rows pays: when they would free a block of the AON kernel's SIMD lanes, make up an
+    # eighth of the batch, or make room for the next in line.
+    alive = np.ones(width, dtype=bool)
+    n_dead = 0
 
     while True:
         n = x.shape[0]
@@ -424,35 +471,51 @@ def _run(
         if record:
             gaps.append(gap[0])
             stamps.append(time.perf_counter() - t_start)
-        out_gap[ids], out_it[ids] = gap, it_row
         conv = gap <= rgap
-        out_ok[ids] = conv
-        timed_out = time_limit is not None and time.perf_counter() - t_start > time_limit
         # rows are in joining order, so the first has the most iterations
         leave = conv | (it_row >= max_iter) if it_row[0] >= max_iter else conv
+        if n_dead:
+            live = ids[alive]
+            out_gap[live], out_it[live], out_ok[live] = gap[alive], it_row[alive], conv[alive]
+            leave = leave & alive
+        else:
+            out_gap[ids], out_it[ids] = gap, it_row
+            out_ok[ids] = conv
+        timed_out = time_limit is not None and time.perf_counter() - t_start > time_limit
         if timed_out:
-            out_x[ids] = x  # flows are stored when rows leave the active set
+            # flows are stored when rows leave the active set
+            if n_dead:
+                out_x[ids[alive]] = x[alive]
+            else:
+                out_x[ids] = x
             break
+        n_new = 0
         if leave.any():
             out_x[ids[leave]] = x[leave]
-            if on_done is not None and conv.any():
-                on_done(int(conv.sum()))
-            keep = ~leave
-            n_new = min(int(leave.sum()), s_count - queue)
-            if not keep.any() and n_new == 0:
+            if on_done is not None:
+                done = int(np.count_nonzero(conv & leave))
+                if done:
+                    on_done(done)
+            alive &= ~leave
+            n_dead += int(np.count_nonzero(leave))
+            n_alive = n - n_dead
+            n_new = min(n_dead, s_count - queue)
+            if n_alive == 0 and n_new == 0:
                 break
-            k_idx = np.flatnonzero(keep)
-            ids = ids[k_idx]
-            x, t, h, y, s1, s2 = (np.take(a, k_idx, axis=0) for a in (x, t, h, y, s1, s2))
-            xp = None  # the line search recomputes the powers of the kept rows
-            tau_prev, phase = tau_prev[k_idx], phase[k_idx]
-            it_row = it_row[k_idx]
-            cur_cost = cur_cost.subset_rows(k_idx)
-            cur_od = cur_od.subset(k_idx)
-            n = x.shape[0]
-            ws.spare.clear()
-        else:
-            n_new = 0
+            if (n_new or n_alive == 0 or n_dead * _DEAD_SHARE >= n
+                    or _lanes(n_alive) < _lanes(n)):
+                k_idx = np.flatnonzero(alive)
+                ids = ids[k_idx]
+                x, t, h, y, s1, s2 = (np.take(a, k_idx, axis=0) for a in (x, t, h, y, s1, s2))
+                xp = None  # the line search recomputes the powers of the kept rows
+                tau_prev, phase = tau_prev[k_idx], phase[k_idx]
+                it_row = it_row[k_idx]
+                cur_cost = cur_cost.subset_rows(k_idx)
+                cur_od = cur_od.subset(k_idx)
+                n = x.shape[0]
+                alive = np.ones(n, dtype=bool)
+                n_dead = 0
+                ws.spare.clear()
         if n > 0:
             # --- direction, line search and step of the rows still iterating
             it_row, x, s1, s2, tau_prev, phase = _iterate(
@@ -471,6 +534,7 @@ def _run(
             it_row = np.concatenate([it_row, np.ones(n_new, dtype=np.int64)])
             cur_cost = cost.subset_rows(ids)
             cur_od = od.subset(ids)
+            alive = np.ones(ids.size, dtype=bool)
             ws.spare.clear()
 
     wall = time.perf_counter() - t_start
@@ -488,50 +552,69 @@ def _iterate(eng, ws, cur_cost, max_phase, n, x, y, t, h, xp, s1, s2, tau_prev, 
     # changes no bit, and FW rows keep s = y exactly.) The (n, E) arithmetic writes into
     # preallocated scratch rows (`out=`): for batches the temporaries, not the flops, were
     # the cost. A scenario gets the same bits alone or in any batch.
-    yx = np.subtract(y, x, out=ws.get("yx", n))  # y - x
     ph = np.minimum(phase, max_phase)
-    s = y
     is1 = max_phase >= 1 and (ph == 1).any()
     is2 = max_phase >= 2 and (ph == 2).any()
-    if is1 or is2:
-        sx = np.subtract(s1, x, out=ws.get("sx", n))  # s1 - x
-        hd1 = np.multiply(h, sx, out=ws.get("hd1", n))  # h * (s1 - x)
-        num1 = _rowdot(hd1, yx)
-        c_mu = None
-    if is1:
-        tmp = np.subtract(y, s1, out=ws.get("tmp", n))  # y - s1
-        den = _rowdot(hd1, tmp)
-        a = np.clip(_safe_div(num1, den), 0.0, _CONJ_MAX)
-        a = np.where(ph == 1, a, 0.0)
-        c_b0 = 1.0 - a
-        c_nu = a / c_b0
-    if is2:
-        tp = tau_prev[:, None]
-        hd2 = np.multiply(tp, s1, out=ws.get("hd2", n))  # h * (tp s1 - x + (1 - tp) s2)
-        hd2 -= x
-        tmp = np.multiply(1.0 - tp, s2, out=ws.get("tmp", n))
-        hd2 += tmp
-        hd2 *= h
-        mu = np.maximum(-_safe_div(_rowdot(hd2, yx),
-                                   _rowdot(hd2, np.subtract(s2, s1, out=tmp))), 0.0)
-        nu = -_safe_div(num1, _rowdot(hd1, sx))
-        # tau_prev < 1 on BFW rows (a full step resets to FW); guard the other rows.
-        ratio = tau_prev / np.where(ph == 2, 1.0 - tau_prev, 1.0)
-        nu = np.maximum(nu + mu * ratio, 0.0)
-        b0 = 1.0 / (1.0 + mu + nu)
-        r2 = ph == 2
-        if not r2.all():  # other phases in the batch: their own weights
-            b0 = np.where(r2, b0, c_b0 if is1 else 1.0)
-            nu = np.where(r2, nu, c_nu if is1 else 0.0)
-            mu = np.where(r2, mu, 0.0)
-        c_b0, c_nu, c_mu = b0, nu, mu
-    if is1 or is2:
-        s = np.multiply(c_nu[:, None], s1, out=ws.take(n))  # b0 (y + nu s1 + mu s2)
-        np.add(y, s, out=s)
-        if c_mu is not None:
-            s += np.multiply(c_mu[:, None], s2, out=ws.get("tmp", n))
-        s *= c_b0[:, None]
-    d = np.subtract(s, x, out=ws.get("d", n))  # s - x
+    fused = ws.fused if (is1 or is2) and n >= _FUSED_ROWS else None
+    if fused is not None:
+        # The same arithmetic in two native passes (bit-identical): the products, numpy's
+        # row sums of them, then the weights, s and d.
+        yx, sx, hd1, ys1, hd2, s21 = (ws.get(k, n) for k in ("yx", "sx", "hd1", "ys1",
+                                                             "hd2", "s21"))
+        mode = int(is1) + 2 * int(is2)
+        fused.bfw_prep(y, x, s1, s2, h, tau_prev, mode, [yx, sx, hd1, ys1, hd2, s21])
+        dots = np.empty((5, n))
+        _rowdot(hd1, yx, out=dots[0])
+        if is1:
+            _rowdot(hd1, ys1, out=dots[1])
+        if is2:
+            _rowdot(hd2, yx, out=dots[2])
+            _rowdot(hd2, s21, out=dots[3])
+            _rowdot(hd1, sx, out=dots[4])
+        s, d = ws.take(n), ws.get("d", n)
+        fused.bfw_step(y, x, s1, s2, dots, tau_prev, phase, max_phase, mode, [s, d])
+    else:
+        yx = np.subtract(y, x, out=ws.get("yx", n))  # y - x
+        s = y
+        if is1 or is2:
+            sx = np.subtract(s1, x, out=ws.get("sx", n))  # s1 - x
+            hd1 = np.multiply(h, sx, out=ws.get("hd1", n))  # h * (s1 - x)
+            num1 = _rowdot(hd1, yx)
+            c_mu = None
+        if is1:
+            tmp = np.subtract(y, s1, out=ws.get("tmp", n))  # y - s1
+            den = _rowdot(hd1, tmp)
+            a = np.clip(_safe_div(num1, den), 0.0, _CONJ_MAX)
+            a = np.where(ph == 1, a, 0.0)
+            c_b0 = 1.0 - a
+            c_nu = a / c_b0
+        if is2:
+            tp = tau_prev[:, None]
+            hd2 = np.multiply(tp, s1, out=ws.get("hd2", n))  # h * (tp s1 - x + (1 - tp) s2)
+            hd2 -= x
+            tmp = np.multiply(1.0 - tp, s2, out=ws.get("tmp", n))
+            hd2 += tmp
+            hd2 *= h
+            mu = np.maximum(-_safe_div(_rowdot(hd2, yx),
+                                       _rowdot(hd2, np.subtract(s2, s1, out=tmp))), 0.0)
+            nu = -_safe_div(num1, _rowdot(hd1, sx))
+            # tau_prev < 1 on BFW rows (a full step resets to FW); guard the other rows.
+            ratio = tau_prev / np.where(ph == 2, 1.0 - tau_prev, 1.0)
+            nu = np.maximum(nu + mu * ratio, 0.0)
+            b0 = 1.0 / (1.0 + mu + nu)
+            r2 = ph == 2
+            if not r2.all():  # other phases in the batch: their own weights
+                b0 = np.where(r2, b0, c_b0 if is1 else 1.0)
+                nu = np.where(r2, nu, c_nu if is1 else 0.0)
+                mu = np.where(r2, mu, 0.0)
+            c_b0, c_nu, c_mu = b0, nu, mu
+        if is1 or is2:
+            s = np.multiply(c_nu[:, None], s1, out=ws.take(n))  # b0 (y + nu s1 + mu s2)
+            np.add(y, s, out=s)
+            if c_mu is not None:
+                s += np.multiply(c_mu[:, None], s2, out=ws.get("tmp", n))
+            s *= c_b0[:, None]
+        d = np.subtract(s, x, out=ws.get("d", n))  # s - x
     g0 = _rowdot(t, d)
     # A conjugate direction that is not a descent direction: fall back to FW there.
     bad = (g0 >= 0) & (ph > 0)

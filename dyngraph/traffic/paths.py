@@ -34,7 +34,7 @@ from dyngraph.errors import BackendError, ConfigError, DataError, ShapeError
 from dyngraph.traffic.network import TrafficNetwork
 
 __all__ = ["RoutingGraph", "all_or_nothing", "shortest_path_costs", "aon_backend",
-           "native_poly_root"]
+           "native_poly_root", "native_row_ops"]
 
 BACKEND_ENV = "DYNGRAPH_TRAFFIC_BACKEND"
 _ALGOS = {"auto": 0, "dijkstra": 1, "floyd": 2, "sweep": 3}
@@ -96,6 +96,80 @@ def native_poly_root():
                   torch.from_numpy(np.ascontiguousarray(g1, dtype=np.float64))).numpy()
 
     return root
+
+
+class NativeRowOps:
+    """The fused steps of a batched UE iteration (``kernels/traffic.cpp``:
+    ``traffic_bpr_times``, ``traffic_bfw_prep``, ``traffic_bfw_step``,
+    ``traffic_line_products``, ``traffic_poly_step``) on C-contiguous float64 numpy arrays,
+    bit-identical to the numpy code they replace in :mod:`~dyngraph.traffic.assignment` (same
+    IEEE operations in the same order, no FMA; row sums stay in numpy). Outputs are written
+    into the given arrays."""
+
+    def __init__(self, ns) -> None:
+        import torch
+
+        self._tn = torch.from_numpy
+        self._bpr, self._prep = ns.traffic_bpr_times, ns.traffic_bfw_prep
+        self._step, self._lp = ns.traffic_bfw_step, ns.traffic_line_products
+        self._poly = ns.traffic_poly_step
+
+    def bpr_times(self, x, coef, t0, power: float, out: list) -> None:
+        """``out = [x^2, .., x^(p-1), t, h]``: BPR times ``t = (coef x^(p-1)) x + t0`` and
+        derivatives ``h = (coef x^(p-1)) p``; ``coef`` ``(n, E)`` or ``(E,)``."""
+        tn = self._tn
+        if not t0.flags.writeable:  # torch warns on read-only arrays (frozen network data)
+            t0 = t0.copy()
+        self._bpr(tn(x), tn(coef), tn(t0), float(power), [tn(a) for a in out])
+
+    def bfw_prep(self, y, x, s1, s2, h, tau_prev, mode: int, out: list) -> None:
+        """``out = [y - x, s1 - x, h (s1 - x), y - s1, ((tp s1 - x) + (1 - tp) s2) h,
+        s2 - s1]``, ``tp`` = ``tau_prev`` per row (mode bit 0: the fourth is needed, bit 1:
+        the last two; the others are always written)."""
+        tn = self._tn
+        self._prep(tn(y), tn(x), tn(s1), tn(s2), tn(h), tn(tau_prev), mode,
+                   [tn(a) for a in out])
+
+    def bfw_step(self, y, x, s1, s2, dots, tau_prev, phase, max_phase: int, mode: int,
+                 out: list) -> None:
+        """The CFW / BFW weights from the row sums ``dots`` ``(5, n)`` (``<hd1, y - x>``,
+        ``<hd1, y - s1>``, ``<hd2, y - x>``, ``<hd2, s2 - s1>``, ``<hd1, s1 - x>``), then
+        ``out = [s, s - x]`` with ``s = ((y + nu s1) + mu s2) b0`` (mode as in
+        :meth:`bfw_prep`)."""
+        tn = self._tn
+        self._step(tn(y), tn(x), tn(s1), tn(s2), tn(dots), tn(tau_prev), tn(phase),
+                   max_phase, mode, [tn(a) for a in out])
+
+    def line_products(self, coef, d, out: list) -> None:
+        """``out[0] = (coef d) d``, ``out[k] = out[k - 1] d``: the ``coef d^(k+1)``
+        products of the polynomial line search (``p = len(out)``)."""
+        tn = self._tn
+        self._lp(tn(coef), tn(d), [tn(a) for a in out])
+
+    def poly_step(self, dots, scale) -> np.ndarray:
+        """The line-search step of every row from its row sums ``dots`` ``(p + 1, n)``
+        (``g0``, then ``<coef d^k, x^(p-k)>``): coefficients ``scale[k] dots[k]``, their sum
+        ``g1`` in numpy's order, ``tau = 1`` where ``g1 <= 0`` else the polynomial's root
+        (``traffic_poly_root``)."""
+        tn = self._tn
+        return self._poly(tn(dots), tn(scale)).numpy()
+
+
+def native_row_ops() -> NativeRowOps | None:
+    """The fused row operations of batched UE solves (:class:`NativeRowOps`), or None when
+    the native back end is not in use or the extension predates them."""
+    if aon_backend() != "native":
+        return None
+    hit = _native_state.get("row_ops", False)
+    if hit is False:
+        import torch
+
+        ns = torch.ops.dyngraph
+        ok = all(hasattr(ns, k) for k in ("traffic_bpr_times", "traffic_bfw_prep",
+                                          "traffic_bfw_step", "traffic_line_products",
+                                          "traffic_poly_step"))
+        hit = _native_state["row_ops"] = NativeRowOps(ns) if ok else None
+    return hit
 
 
 class RoutingGraph:
@@ -442,9 +516,11 @@ class ODPairs:
         support = (d3 > 0).any(axis=0)
         np.fill_diagonal(support, False)  # intra-zonal trips never load the network
         self.orig, self.dest = np.nonzero(support)  # sorted by origin (row-major)
-        # (fancy indexing lays the result out pair-major: made row-major once here, not
-        # copied by every AON call)
-        self.values = np.ascontiguousarray(d3[:, self.orig, self.dest])
+        # one gather of flat (Z * Z) indices along rows: row-major (S, P) directly, ~10x
+        # faster than d3[:, orig, dest] (pair-major, then copied) for a batch of scenarios
+        z = d3.shape[-1]
+        self.values = np.take(d3.reshape(d3.shape[0], z * z), self.orig * z + self.dest,
+                              axis=1)
         self._shared: dict = {}  # index tensors of the native AON, shared with subsets
 
     def subset(self, idx: np.ndarray) -> ODPairs:
