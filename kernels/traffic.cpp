@@ -842,6 +842,16 @@ inline void check_rows(const at::Tensor& a, int64_t n, int64_t E, const char* wh
               "traffic fused ops: ", what, " must be a contiguous (n, E) float64 tensor");
 }
 
+// per-scenario (n, E) or shared (E,) BPR coefficients; returns whether they are per scenario
+inline bool check_coef(const at::Tensor& coef, int64_t n, int64_t E, const char* op) {
+  const bool rows = coef.dim() == 2;
+  TORCH_CHECK(coef.scalar_type() == at::kDouble && coef.is_contiguous() &&
+                  (rows ? (coef.size(0) == n && coef.size(1) == E)
+                        : (coef.dim() == 1 && coef.size(0) == E)),
+              op, ": coef must be contiguous float64 (n, E) or (E,)");
+  return rows;
+}
+
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #endif
@@ -886,11 +896,7 @@ void traffic_bpr_times(const at::Tensor& x, const at::Tensor& coef, const at::Te
   TORCH_CHECK(out.size() >= 2, "traffic_bpr_times: out is [x^2, .., x^(p-1), t, h]");
   const int64_t n = x.size(0), E = x.dim() == 2 ? x.size(1) : -1;
   check_rows(x, n, E, "x");
-  const bool coef_rows = coef.dim() == 2;
-  TORCH_CHECK(coef.scalar_type() == at::kDouble && coef.is_contiguous() &&
-                  (coef_rows ? (coef.size(0) == n && coef.size(1) == E)
-                             : (coef.dim() == 1 && coef.size(0) == E)),
-              "traffic_bpr_times: coef must be contiguous float64 (n, E) or (E,)");
+  const bool coef_rows = check_coef(coef, n, E, "traffic_bpr_times");
   TORCH_CHECK(t0.scalar_type() == at::kDouble && t0.is_contiguous() && t0.dim() == 1 &&
                   t0.size(0) == E, "traffic_bpr_times: t0 must be (E,) float64");
   const int64_t np_ = static_cast<int64_t>(out.size()) - 2;
@@ -1061,11 +1067,7 @@ __attribute__((optimize("fp-contract=off"))) void cdk_rows(const double* c, bool
 void traffic_line_products(const at::Tensor& coef, const at::Tensor& d, at::TensorList out) {
   const int64_t n = d.size(0), E = d.dim() == 2 ? d.size(1) : -1;
   check_rows(d, n, E, "d");
-  const bool c_rows = coef.dim() == 2;
-  TORCH_CHECK(coef.scalar_type() == at::kDouble && coef.is_contiguous() &&
-                  (c_rows ? (coef.size(0) == n && coef.size(1) == E)
-                          : (coef.dim() == 1 && coef.size(0) == E)),
-              "traffic_line_products: coef must be contiguous float64 (n, E) or (E,)");
+  const bool c_rows = check_coef(coef, n, E, "traffic_line_products");
   TORCH_CHECK(!out.empty(), "traffic_line_products: out has p arrays");
   std::vector<double*> o(out.size());
   for (size_t k = 0; k < out.size(); ++k) {
