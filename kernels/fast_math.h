@@ -39,13 +39,19 @@ constexpr double kHalfPi = 1.57079632679489661923;
 constexpr double kRound = 6755399441055744.0;  // 1.5 * 2^52
 constexpr double kMaxReduced = 1e15;  // |x| beyond this: std::cos
 
-// cos(x) for |x| < kMaxReduced; |error| < 1e-11 + |x| * 2e-16
-inline double cos_reduced(double x) {
+// x - 2 pi n with n = round(x / 2 pi), in [-pi, pi]
+inline double reduce_2pi(double x) {
   // round to nearest by the 1.5 * 2^52 trick (std::floor blocks GCC's vectoriser); exact for
   // |x| < 2^51 * 2 pi, callers route larger arguments to std::cos
   const double n = (x * kInv2Pi + kRound) - kRound;
   double r = x - n * k2PiHi;
-  r -= n * k2PiLo;                       // r in [-pi, pi]
+  r -= n * k2PiLo;
+  return r;
+}
+
+// cos(x) for |x| < kMaxReduced; |error| < 1e-11 + |x| * 2e-16
+inline double cos_reduced(double x) {
+  const double r = reduce_2pi(x);
   const double y = std::fabs(r) - kHalfPi;  // cos(r) = -sin(|r| - pi/2), y in [-pi/2, pi/2]
   const double y2 = y * y;
   // Taylor series of sin(y) / y to y^16 (next term < 7e-12 on [-pi/2, pi/2])

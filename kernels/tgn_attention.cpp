@@ -59,13 +59,7 @@ _Pragma("omp simd")
 
 inline void cos_block(float* phi, const float* b, int64_t T) {
 _Pragma("omp simd")
-  for (int64_t i = 0; i < T; ++i) {
-    const double x = static_cast<double>(phi[i] + b[i]);
-    const double n = (x * kInv2Pi + kRound) - kRound;
-    double r = x - n * k2PiHi;
-    r -= n * k2PiLo;
-    phi[i] = static_cast<float>(r);
-  }
+  for (int64_t i = 0; i < T; ++i) phi[i] = static_cast<float>(reduce_2pi(phi[i] + b[i]));
 _Pragma("omp simd")
   for (int64_t i = 0; i < T; ++i) {
     const float y = std::fabs(phi[i]) - 1.57079632679489661923f;
