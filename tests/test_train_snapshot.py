@@ -18,6 +18,7 @@ from dyngraph.train.snapshot import (
     _native_pairs_ok,
     all_pairs_ap_mrr,
     chronological_split,
+    official_config,
     prepare_task,
     run_snapshot_linkpred,
 )
@@ -324,3 +325,17 @@ def test_native_pair_classifier_gradcheck_and_matches_torch(monkeypatch):
         out.append([logits.detach(), h.grad.clone()] + [p.grad.clone() for p in clf.parameters()])
     for x, y in zip(*out):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)
+
+
+def test_official_config_is_per_model_and_gcn_borrows_evolvegcn_o():
+    # the authors' Bitcoin Alpha link-prediction files differ between -H and -O
+    h = official_config("linkpred", "bitcoin-alpha", "evolvegcn-h")
+    o = official_config("linkpred", "bitcoin-alpha", "evolvegcn-o")
+    assert (h["hidden"], h["cls_hidden"]) == (50, 100)
+    assert (o["hidden"], o["cls_hidden"]) == (100, 400)
+    assert official_config("linkpred", "bitcoin-alpha", "gcn") == o
+    assert official_config("linkpred", "uci", "evolvegcn-o")["epochs"] == 1000
+    assert official_config("linkpred", None, "gcn") == {}
+    # a copy: callers may edit it
+    official_config("linkpred", "uci", "gcn")["lr"] = 1.0
+    assert official_config("linkpred", "uci", "gcn")["lr"] == 1e-3
