@@ -11,6 +11,11 @@
 //
 // pair_mlp_forward / pair_mlp_backward: the same classifier on sampled training pairs, with
 // both output classes and a backward that never stores the [M, H] hidden block.
+//
+// threshold_counts: the histogram average precision needs, counts[k] = #{x : exactly k
+// thresholds are <= x} (torch.searchsorted(right=True) + bincount). All-pairs AP on Bitcoin
+// OTC bins 34.6M scores per step against a few hundred positive scores; a branchless binary
+// search over 8 values at a time keeps the dependent loads overlapped.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -18,6 +23,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
+#include <vector>
 
 namespace dyngraph_pair_scores {
 namespace {
@@ -214,11 +221,52 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pair_mlp_backward(
   return {ga, gb, gw, gb2};
 }
 
+at::Tensor threshold_counts(const at::Tensor& values_, const at::Tensor& thresholds_) {
+  TORCH_CHECK(values_.scalar_type() == at::kFloat && thresholds_.scalar_type() == at::kFloat,
+              "threshold_counts: float32 tensors expected");
+  TORCH_CHECK(thresholds_.dim() == 1, "threshold_counts: thresholds [P], sorted ascending");
+  at::Tensor values = values_.contiguous().view(-1), thr = thresholds_.contiguous();
+  const int64_t P = thr.numel(), M = values.numel();
+  at::Tensor counts = at::zeros({P + 1}, values.options().dtype(at::kLong));
+  int64_t* C = counts.data_ptr<int64_t>();
+  const float* X = values.data_ptr<float>();
+  // pad to a power of two with +inf so every probe is in range
+  int64_t S = 1;
+  while (S < P + 1) S *= 2;
+  std::vector<float> t(S, std::numeric_limits<float>::infinity());
+  std::copy(thr.data_ptr<float>(), thr.data_ptr<float>() + P, t.begin());
+  for (int64_t k = 1; k < P; ++k)
+    TORCH_CHECK(t[k - 1] <= t[k], "threshold_counts: thresholds must be sorted ascending");
+  const float* T = t.data();
+  auto rank = [&](float x) -> int64_t {
+    if (x != x) return P;  // NaN sorts last, as in torch.searchsorted
+    int64_t idx = 0;
+    for (int64_t step = S / 2; step >= 1; step /= 2) idx += (T[idx + step - 1] <= x) ? step : 0;
+    return std::min(idx, P);  // +inf passes the padding
+  };
+  constexpr int64_t kBatch = 8;
+  int64_t m = 0;
+  for (; m + kBatch <= M; m += kBatch) {
+    int64_t idx[kBatch];
+    float x[kBatch];
+    for (int i = 0; i < kBatch; ++i) x[i] = X[m + i], idx[i] = 0;
+    for (int64_t step = S / 2; step >= 1; step /= 2)
+      for (int i = 0; i < kBatch; ++i) idx[i] += (T[idx[i] + step - 1] <= x[i]) ? step : 0;
+    for (int i = 0; i < kBatch; ++i) {
+      const int64_t k = x[i] != x[i] ? P : std::min(idx[i], P);
+      ++C[k];
+    }
+  }
+  for (; m < M; ++m) ++C[rank(X[m])];
+  return counts;
+}
+
 }  // namespace
 }  // namespace dyngraph_pair_scores
 
 TORCH_LIBRARY_FRAGMENT(dyngraph, m) {
   m.def("pair_mlp_scores(Tensor a, Tensor bt, Tensor v, float c) -> Tensor");
+  m.def("threshold_counts(Tensor values, Tensor thresholds) -> Tensor");
   m.def("pair_mlp_forward(Tensor a, Tensor b, Tensor src, Tensor dst, Tensor w2, Tensor b2) -> Tensor");
   m.def(
       "pair_mlp_backward(Tensor grad, Tensor a, Tensor b, Tensor src, Tensor dst, Tensor w2) -> "
@@ -227,6 +275,7 @@ TORCH_LIBRARY_FRAGMENT(dyngraph, m) {
 
 TORCH_LIBRARY_IMPL(dyngraph, CPU, m) {
   m.impl("pair_mlp_scores", &dyngraph_pair_scores::pair_mlp_scores);
+  m.impl("threshold_counts", &dyngraph_pair_scores::threshold_counts);
   m.impl("pair_mlp_forward", &dyngraph_pair_scores::pair_mlp_forward);
   m.impl("pair_mlp_backward", &dyngraph_pair_scores::pair_mlp_backward);
 }

@@ -34,8 +34,15 @@ def _official_row_mrr(scores: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(out))
 
 
-def test_all_pairs_ap_matches_sklearn_and_mrr_matches_official():
+@pytest.mark.parametrize("native", [True, False])
+def test_all_pairs_ap_matches_sklearn_and_mrr_matches_official(monkeypatch, native):
     from sklearn.metrics import average_precision_score
+
+    from dyngraph.train import snapshot as snap
+
+    if native and not _native_pairs_ok("threshold_counts"):
+        pytest.skip("native extension unavailable")
+    monkeypatch.setattr(snap, "_native_pairs_ok", lambda op="", native=native: native)
 
     rng = np.random.default_rng(0)
     n = 37
@@ -51,6 +58,25 @@ def test_all_pairs_ap_matches_sklearn_and_mrr_matches_official():
     coarse = torch.round(scores_t * 2) / 2
     ap_t, _ = all_pairs_ap_mrr(lambda rows: coarse[rows], n, pos, block=8)
     assert ap_t == pytest.approx(average_precision_score(truth.ravel(), coarse.numpy().ravel()))
+
+
+@pytest.mark.parametrize("m,p", [(0, 3), (7, 1), (1001, 5), (4099, 300), (50, 0)])
+def test_native_threshold_counts_equal_searchsorted_bincount(m, p):
+    """kernels/pair_scores.cpp threshold_counts == bincount(searchsorted(right=True)),
+    with ties on the thresholds, repeated thresholds, +-inf and NaN values."""
+    if not _native_pairs_ok("threshold_counts"):
+        pytest.skip("native extension unavailable")
+    g = torch.Generator().manual_seed(m + p)
+    thr = torch.sort(torch.round(torch.randn(p, generator=g) * 4) / 4).values
+    x = torch.round(torch.randn(m, generator=g) * 4) / 4  # many values equal a threshold
+    if m > 10:
+        x[:4] = torch.tensor([float("inf"), -float("inf"), float("nan"), 0.0])
+    got = torch.ops.dyngraph.threshold_counts(x, thr)
+    ref = torch.bincount(torch.searchsorted(thr, x, right=True), minlength=p + 1)
+    assert torch.equal(got, ref)
+    if p > 1:
+        with pytest.raises(RuntimeError, match="sorted"):
+            torch.ops.dyngraph.threshold_counts(x, thr.flip(0) - torch.arange(p))
 
 
 @pytest.mark.parametrize("product", [False, True])
