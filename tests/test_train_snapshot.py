@@ -18,6 +18,7 @@ from dyngraph.train.snapshot import (
     _native_pairs_ok,
     all_pairs_ap_mrr,
     chronological_split,
+    grouped_ap_mrr,
     official_config,
     prepare_task,
     run_snapshot_linkpred,
@@ -58,6 +59,50 @@ def test_all_pairs_ap_matches_sklearn_and_mrr_matches_official(monkeypatch, nati
     coarse = torch.round(scores_t * 2) / 2
     ap_t, _ = all_pairs_ap_mrr(lambda rows: coarse[rows], n, pos, block=8)
     assert ap_t == pytest.approx(average_precision_score(truth.ravel(), coarse.numpy().ravel()))
+
+
+@pytest.mark.parametrize("dup", [0.0, 0.7])
+def test_grouped_ap_mrr_equals_the_expanded_matrix(dup):
+    """Nodes with identical embeddings share a row/column: AP equals sklearn's on the full
+    N x N matrix and MRR the authors' per-row ranking (ties counted half, as in
+    all_pairs_ap_mrr)."""
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(1)
+    n, k = 60, 14
+    # every node in its own group, or 70 % of the nodes in one group (the nodes without edges)
+    group = np.arange(n) if dup == 0 else np.where(rng.random(n) < dup, 0, rng.integers(1, k, n))
+    _, group = np.unique(group, return_inverse=True)
+    u = group.max() + 1
+    scores = torch.tensor(np.round(rng.normal(size=(u, u)) * 3) / 3, dtype=torch.float32)
+    full = scores[torch.tensor(group)][:, torch.tensor(group)]
+    truth = rng.random((n, n)) < 0.04
+    pos = torch.tensor(np.stack(np.nonzero(truth)))
+    mult = torch.bincount(torch.tensor(group), minlength=u)
+    ap, mrr = grouped_ap_mrr(scores, mult, torch.tensor(group), pos, block=7)
+    assert ap == pytest.approx(average_precision_score(truth.ravel(), full.numpy().ravel()))
+    ap_full, mrr_full = all_pairs_ap_mrr(lambda rows: full[rows], n, pos, block=9)
+    assert ap == pytest.approx(ap_full, rel=1e-12) and mrr == pytest.approx(mrr_full, rel=1e-12)
+
+
+def test_trainer_all_pairs_metrics_equal_the_ungrouped_computation():
+    """SnapshotTrainer scores each group of identical embeddings once; the metrics equal the
+    row-by-row all-pairs computation on the same embeddings."""
+    stream = _synthetic_stream()
+    task = prepare_task(stream.to_snapshots(window=1.0))
+    tr = SnapshotTrainer(task, TrainConfig(model="gcn", hidden=8, cls_hidden=16, history=4,
+                                           progress=False))
+    tr.encoder.eval()  # RReLU draws random slopes in training mode
+    with torch.no_grad():
+        for t in tr.test_steps:
+            h = tr.encoder.window(task, t, 4)
+            assert torch.unique(h, dim=0).size(0) < task.num_nodes  # inactive nodes coincide
+            pos = task.pos[t + 1]
+            parts = tr.classifier.split_weights(h)
+            ref = all_pairs_ap_mrr(lambda r, p=parts: tr.classifier.score_rows(p, r),
+                                   task.num_nodes, pos)
+            got = tr._all_pairs(h, pos)
+            assert got == pytest.approx(ref, rel=1e-9)
 
 
 @pytest.mark.parametrize("m,p", [(0, 3), (7, 1), (1001, 5), (4099, 300), (50, 0)])

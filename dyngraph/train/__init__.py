@@ -18,6 +18,8 @@ from dyngraph.train.snapshot import (
     SnapshotTrainer,
     all_pairs_ap_mrr,
     chronological_split,
+    grouped_ap_mrr,
+    official_config,
     prepare_task,
     run_snapshot_linkpred,
 )
@@ -59,6 +61,8 @@ __all__ = [
     "prepare_task",
     "chronological_split",
     "all_pairs_ap_mrr",
+    "grouped_ap_mrr",
+    "official_config",
     "run_snapshot_linkpred",
     "PAPER_RESULTS",
     "PAPER_WINDOWS",
