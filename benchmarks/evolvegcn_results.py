@@ -44,47 +44,82 @@ def run_grid(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for spec in args.tasks:
         task, dataset = spec.split(":")
-        for model in args.models:
-            for seed in args.seeds:
-                path = out / f"{task}_{dataset}_{model}_s{seed}.json"
-                if path.exists():
-                    continue
-                t0 = time.perf_counter()
-                ns = argparse.Namespace(
-                    dataset=dataset,
-                    model=model,
-                    task=task,
-                    seed=seed,
-                    epochs=args.epochs,
-                    mode=args.mode_h if model == "evolvegcn-h" and args.mode_h else args.mode,
-                    neg_train=args.neg_train,
-                    eval_every=args.eval_every,
-                    patience=args.patience,
-                    hidden=args.hidden,
-                    cls_hidden=args.cls_hidden,
-                    threads=args.threads,
-                    lr=args.lr,
-                    progress=args.progress,
-                    report=str(path),
-                    cls_product=args.cls_product,
-                    tune_threshold=args.tune_threshold,
-                    class_weights=args.class_weights,
-                    full_val_max_nodes=args.full_val_max_nodes,
-                    checkpoint=str(out / f".{path.stem}.ckpt"),
-                )
-                res = run_snapshot_linkpred(ns)
-                keys = ("map", "mrr") if task == "linkpred" else ("f1", "f1_macro", "f1_micro")
-                print(
-                    f"{path.stem}: "
-                    + ", ".join(f"{k}={res[k]:.4f}" for k in keys)
-                    + f" ({time.perf_counter() - t0:.0f} s)",
-                    flush=True,
-                )
+        for model, lr, seed in [
+            (m, lr, seed) for m in args.models for lr in args.lrs or [args.lr]
+            for seed in args.seeds
+        ]:
+            tag = f"_lr{lr:g}" if args.lrs else ""
+            path = out / f"{task}_{dataset}_{model}{tag}_s{seed}.json"
+            if path.exists():
+                continue
+            t0 = time.perf_counter()
+            ns = argparse.Namespace(
+                dataset=dataset,
+                model=model,
+                task=task,
+                seed=seed,
+                epochs=args.epochs,
+                mode=args.mode_h if model == "evolvegcn-h" and args.mode_h else args.mode,
+                neg_train=args.neg_train,
+                eval_every=args.eval_every,
+                patience=args.patience,
+                hidden=args.hidden,
+                cls_hidden=args.cls_hidden,
+                threads=args.threads,
+                lr=lr,
+                progress=args.progress,
+                report=str(path),
+                cls_product=args.cls_product,
+                tune_threshold=args.tune_threshold,
+                class_weights=args.class_weights,
+                full_val_max_nodes=args.full_val_max_nodes,
+                checkpoint=str(out / f".{path.stem}.ckpt"),
+            )
+            res = run_snapshot_linkpred(ns)
+            keys = ("map", "mrr") if task == "linkpred" else ("f1", "f1_macro", "f1_micro")
+            print(
+                f"{path.stem}: "
+                + ", ".join(f"{k}={res[k]:.4f}" for k in keys)
+                + f" ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+
+
+def load_selected(out: Path) -> tuple[list[dict], dict]:
+    """The runs in ``out``, keeping for each (task, dataset, model) only the learning rate with
+    the best mean validation metric (``best_val``) among those run with the most seeds, and
+    the search behind each choice: ``{cell: {lr: {"val", "test", "n"}}}`` (test = mean MAP,
+    or minority F1, shown for transparency; never used to choose)."""
+    runs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    by_cell: dict = {}
+    for r in runs:
+        cell = f"{r['task']}/{r['dataset']}/{r['model']}"
+        by_cell.setdefault(cell, {}).setdefault(r["lr"], []).append(r)
+    kept, search = [], {}
+    for cell, by_lr in by_cell.items():
+        most = max(len(v) for v in by_lr.values())
+        best = max(
+            (lr for lr, v in by_lr.items() if len(v) == most),
+            key=lambda lr: statistics.mean(r["best_val"] for r in by_lr[lr]),
+        )
+        kept += by_lr[best]
+        if len(by_lr) > 1:
+            key = "map" if cell.startswith("linkpred") else "f1"
+            search[cell] = {
+                f"{lr:g}": {
+                    "val": statistics.mean(r["best_val"] for r in v),
+                    "test": statistics.mean(r[key] for r in v),
+                    "n": len(v),
+                    "selected": lr == best,
+                }
+                for lr, v in sorted(by_lr.items())
+            }
+    return kept, search
 
 
 def summarize(out: Path) -> dict:
     """Mean/std per (task, dataset, model) with the published values, for the JSON summary."""
-    runs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    runs, search = load_selected(out)
     cells: dict = {}
     for r in runs:
         keys = ("map", "mrr") if r["task"] == "linkpred" else ("f1", "f1_macro", "f1_micro")
@@ -117,11 +152,13 @@ def summarize(out: Path) -> dict:
                 c["paper"] = {"map": pm[0], "mrr": pm[1]}
         if r["task"] == "linkpred" and r["dataset"] in PAPER_RESULTS["roland-gru"]:
             c["roland_gru_mrr"] = PAPER_RESULTS["roland-gru"][r["dataset"]][1]
+    for cell, lrs in search.items():
+        cells[cell]["lr_search"] = lrs
     return cells
 
 
 def print_tables(out: Path) -> None:
-    runs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    runs, search = load_selected(out)
     for task in ("linkpred", "edgecls"):
         sel = [r for r in runs if r["task"] == task]
         if not sel:
@@ -156,6 +193,16 @@ def print_tables(out: Path) -> None:
             for d in datasets:
                 rol += ["—", f"{PAPER_RESULTS['roland-gru'].get(d, (None, None))[1]}"]
             print("| " + " | ".join(rol) + " |")
+        for cell, lrs in sorted(search.items()):
+            if cell.startswith(task):
+                print(
+                    f"\n{cell}: learning rate chosen on validation: "
+                    + ", ".join(
+                        f"{lr}{' (chosen)' if v['selected'] else ''} val {v['val']:.4f} "
+                        f"test {v['test']:.4f} (n={v['n']})"
+                        for lr, v in lrs.items()
+                    )
+                )
         times = {}
         for r in sel:
             times.setdefault((r["dataset"], r["model"]), []).append(r["times"]["epoch_s_median"])
@@ -206,6 +253,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--cls-hidden", dest="cls_hidden", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument(
+        "--lrs",
+        nargs="+",
+        type=float,
+        default=None,
+        help="learning rates to choose from: every (model, lr) runs all seeds, and the tables "
+        "report each model at the rate with the best mean validation metric (the paper tunes "
+        "hyper-parameters on validation)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
         "--full-val-max-nodes",
