@@ -447,8 +447,8 @@ def grouped_ap_mrr(
     the pair ``(u, v)`` scores ``scores[group[u], group[v]]`` (``[U, U]``). The result equals
     :func:`all_pairs_ap_mrr` on the expanded ``N x N`` matrix, ties included, at the cost of
     ``U x U`` scores: a snapshot model gives every node without edges at ``t`` the same
-    embedding, so ``U`` is the number of active nodes plus a few (Bitcoin OTC: a few hundred
-    of 5,881 nodes).
+    embedding, and with one-hot degree features many active nodes share one too (measured:
+    33-106 distinct embeddings among Bitcoin OTC's 5,881 nodes).
     """
     if pos.numel() == 0:
         raise DataError("no true edges to rank at this step")
@@ -472,8 +472,9 @@ def grouped_ap_mrr(
             hist = _threshold_hist(scores.reshape(-1), u)
         else:  # cell (i, j) stands for mult[i] * mult[j] node pairs
             hist = torch.zeros(u.numel() + 1, dtype=torch.float64)
-            for r0 in range(0, scores.size(0), max(1, 4_000_000 // max(1, scores.size(1)))):
-                sc = scores[r0 : r0 + max(1, 4_000_000 // max(1, scores.size(1)))]
+            rows_per_chunk = max(1, 4_000_000 // max(1, scores.size(1)))
+            for r0 in range(0, scores.size(0), rows_per_chunk):
+                sc = scores[r0 : r0 + rows_per_chunk]
                 idx = torch.searchsorted(u, sc.contiguous(), right=True)
                 w = m[r0 : r0 + sc.size(0), None] * m[None, :]
                 hist += torch.bincount(idx.view(-1), weights=w.reshape(-1), minlength=u.numel() + 1)
