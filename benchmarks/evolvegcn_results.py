@@ -39,10 +39,14 @@ def _fmt(vals: list[float]) -> str:
     return f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}"
 
 
+def _metrics(task: str) -> tuple[str, ...]:
+    return ("map", "mrr") if task == "linkpred" else ("f1", "f1_macro", "f1_micro")
+
+
 def _run_one(ns: argparse.Namespace) -> str:
     t0 = time.perf_counter()
     res = run_snapshot_linkpred(ns)
-    keys = ("map", "mrr") if ns.task == "linkpred" else ("f1", "f1_macro", "f1_micro")
+    keys = _metrics(ns.task)
     return (
         f"{Path(ns.report).stem}: "
         + ", ".join(f"{k}={res[k]:.4f}" for k in keys)
@@ -138,7 +142,7 @@ def summarize(out: Path) -> dict:
     runs, search = load_selected(out)
     cells: dict = {}
     for r in runs:
-        keys = ("map", "mrr") if r["task"] == "linkpred" else ("f1", "f1_macro", "f1_micro")
+        keys = _metrics(r["task"])
         c = cells.setdefault(f"{r['task']}/{r['dataset']}/{r['model']}", {"runs": []})
         c["runs"].append(
             {k: r.get(k) for k in (*keys, "seed", "epochs_run", "best_val", "budget")}
@@ -180,7 +184,7 @@ def print_tables(out: Path) -> None:
         if not sel:
             continue
         datasets = sorted({r["dataset"] for r in sel})
-        metrics = ("map", "mrr") if task == "linkpred" else ("f1", "f1_macro", "f1_micro")
+        metrics = _metrics(task)
         modes = sorted({(r["model"], r["mode"]) for r in sel})
         print(
             f"\n### {task} (history {sel[0]['history']}, "

@@ -238,26 +238,17 @@ at::Tensor threshold_counts(const at::Tensor& values_, const at::Tensor& thresho
   for (int64_t k = 1; k < P; ++k)
     TORCH_CHECK(t[k - 1] <= t[k], "threshold_counts: thresholds must be sorted ascending");
   const float* T = t.data();
-  auto rank = [&](float x) -> int64_t {
-    if (x != x) return P;  // NaN sorts last, as in torch.searchsorted
-    int64_t idx = 0;
-    for (int64_t step = S / 2; step >= 1; step /= 2) idx += (T[idx + step - 1] <= x) ? step : 0;
-    return std::min(idx, P);  // +inf passes the padding
-  };
   constexpr int64_t kBatch = 8;
-  int64_t m = 0;
-  for (; m + kBatch <= M; m += kBatch) {
+  for (int64_t m = 0; m < M; m += kBatch) {
+    const int64_t nb = std::min(kBatch, M - m);  // the tail runs padded lanes it ignores
     int64_t idx[kBatch];
     float x[kBatch];
-    for (int i = 0; i < kBatch; ++i) x[i] = X[m + i], idx[i] = 0;
+    for (int i = 0; i < kBatch; ++i) x[i] = i < nb ? X[m + i] : 0.f, idx[i] = 0;
     for (int64_t step = S / 2; step >= 1; step /= 2)
       for (int i = 0; i < kBatch; ++i) idx[i] += (T[idx[i] + step - 1] <= x[i]) ? step : 0;
-    for (int i = 0; i < kBatch; ++i) {
-      const int64_t k = x[i] != x[i] ? P : std::min(idx[i], P);
-      ++C[k];
-    }
+    // NaN sorts last, as in torch.searchsorted; +inf passes the padding
+    for (int i = 0; i < nb; ++i) ++C[x[i] != x[i] ? P : std::min(idx[i], P)];
   }
-  for (; m < M; ++m) ++C[rank(X[m])];
   return counts;
 }
 

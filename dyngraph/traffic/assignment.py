@@ -474,20 +474,15 @@ def _run(
         conv = gap <= rgap
         # rows are in joining order, so the first has the most iterations
         leave = conv | (it_row >= max_iter) if it_row[0] >= max_iter else conv
+        # rows still iterating (a view of everything while no row is dead)
+        rows = alive if n_dead else slice(None)
+        live = ids[rows]
+        out_gap[live], out_it[live], out_ok[live] = gap[rows], it_row[rows], conv[rows]
         if n_dead:
-            live = ids[alive]
-            out_gap[live], out_it[live], out_ok[live] = gap[alive], it_row[alive], conv[alive]
             leave = leave & alive
-        else:
-            out_gap[ids], out_it[ids] = gap, it_row
-            out_ok[ids] = conv
         timed_out = time_limit is not None and time.perf_counter() - t_start > time_limit
         if timed_out:
-            # flows are stored when rows leave the active set
-            if n_dead:
-                out_x[ids[alive]] = x[alive]
-            else:
-                out_x[ids] = x
+            out_x[live] = x[rows]  # flows are stored when rows leave the active set
             break
         n_new = 0
         if leave.any():
