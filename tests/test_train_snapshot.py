@@ -90,9 +90,14 @@ def test_trainer_all_pairs_metrics_equal_the_ungrouped_computation():
     row-by-row all-pairs computation on the same embeddings."""
     stream = _synthetic_stream()
     task = prepare_task(stream.to_snapshots(window=1.0))
+    # edge-heavy class weights: after an epoch the classifier calls some pairs edges
     tr = SnapshotTrainer(task, TrainConfig(model="gcn", hidden=8, cls_hidden=16, history=4,
-                                           progress=False))
+                                           class_weights=(0.02, 0.98), progress=False))
+    from sklearn.metrics import f1_score
+
+    tr.train_epoch()
     tr.encoder.eval()  # RReLU draws random slopes in training mode
+    truth, called = [], []
     with torch.no_grad():
         for t in tr.test_steps:
             h = tr.encoder.window(task, t, 4)
@@ -101,8 +106,18 @@ def test_trainer_all_pairs_metrics_equal_the_ungrouped_computation():
             parts = tr.classifier.split_weights(h)
             ref = all_pairs_ap_mrr(lambda r, p=parts: tr.classifier.score_rows(p, r),
                                    task.num_nodes, pos)
-            got = tr._all_pairs(h, pos)
-            assert got == pytest.approx(ref, rel=1e-9)
+            ap, mrr, counts = tr._all_pairs(h, pos)
+            assert (ap, mrr) == pytest.approx(ref, rel=1e-9)
+            full = tr.classifier.score_rows(parts, torch.arange(task.num_nodes))
+            y = torch.zeros_like(full, dtype=torch.bool)
+            y[pos[0], pos[1]] = True
+            assert counts.tolist() == [(full[y] > 0).sum(), (full > 0).sum(), y.sum()]
+            truth.append(y.view(-1))
+            called.append(full.view(-1) > 0)
+    # the authors' selection measure: edge-class F1 at the argmax, pooled over the steps
+    ref_f1 = f1_score(torch.cat(truth).numpy(), torch.cat(called).numpy())
+    assert ref_f1 > 0
+    assert tr.evaluate(tr.test_steps)["f1"] == pytest.approx(ref_f1, rel=1e-12)
 
 
 @pytest.mark.parametrize("m,p", [(0, 3), (7, 1), (1001, 5), (4099, 300), (50, 0)])
@@ -410,3 +425,40 @@ def test_official_config_is_per_model_and_gcn_borrows_evolvegcn_o():
     # a copy: callers may edit it
     official_config("linkpred", "uci", "gcn")["lr"] = 1.0
     assert official_config("linkpred", "uci", "gcn")["lr"] == 1e-3
+
+
+def test_selection_measure_and_first_validation():
+    """``eval_after`` skips the first validations (the authors validate from epoch 7) and
+    ``select`` names the validation measure the best model is chosen on."""
+    task = prepare_task(_synthetic_stream(4).to_snapshots(window=1.0), "synthetic")
+    with pytest.raises(ConfigError, match="select"):
+        SnapshotTrainer(task, TrainConfig(history=4, select="auc", progress=False))
+    tr = SnapshotTrainer(task, TrainConfig(model="gcn", history=4, hidden=8, select="f1",
+                                           class_weights=(0.02, 0.98), eval_after=3,
+                                           progress=False))
+    out = tr.fit(6)
+    assert ["val" in r for r in out["log"]] == [False] * 3 + [True] * 3
+    assert out["best_val"] == max(r["val"] for r in out["log"][3:])
+    # the restored best model scores that F1 again (eval mode is deterministic)
+    assert tr.evaluate(tr.val_steps)["f1"] == pytest.approx(out["best_val"], rel=1e-12)
+
+
+def test_tied_validation_keeps_the_later_model():
+    """While no pair is called an edge the F1 stays 0; like the authors' code (which re-tests
+    on every tie), the model kept is the latest of the tied ones, not the first."""
+    task = prepare_task(_synthetic_stream(5).to_snapshots(window=1.0), "synthetic")
+    tr = SnapshotTrainer(task, TrainConfig(model="gcn", history=4, hidden=8, select="f1",
+                                           class_weights=(0.5, 0.5), lr=1e-4, progress=False))
+    states = []
+
+    def train_and_record(*a, **k):
+        out = train_epoch(*a, **k)
+        states.append({n: v.clone() for n, v in tr.encoder.state_dict().items()})
+        return out
+
+    train_epoch, tr.train_epoch = tr.train_epoch, train_and_record
+    out = tr.fit(3)
+    assert [r["val"] for r in out["log"]] == [0.0, 0.0, 0.0]  # balanced weights: no edge called
+    kept = tr.encoder.state_dict()
+    same = [all(torch.equal(st[n], kept[n]) for n in kept) for st in states]
+    assert same == [False, False, True]

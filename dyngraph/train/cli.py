@@ -103,6 +103,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     sg.add_argument("--tune-threshold", action="store_true",
                     help="edgecls: pick the decision threshold maximising validation F1 of the "
                          "minority class (default: argmax, the authors' rule)")
+    sg.add_argument("--select", default=None, choices=("map", "mrr", "f1"),
+                    help="linkpred model selection on validation: all-pairs MAP (default), "
+                         "MRR, or the edge-class F1 at the argmax decision (what the authors' "
+                         "code selects on)")
+    sg.add_argument("--eval-after", dest="eval_after", type=int, default=None,
+                    help="epochs before the first validation (0; the authors' code: 6)")
     sg.add_argument("--no-official", dest="official", action="store_false",
                     help="ignore the authors' per-dataset hyper-parameters")
     g = p.add_argument_group("PRES and data-parallel training (memory models)")

@@ -578,6 +578,15 @@ class TrainConfig:
     edge_offset: int = 0
     seed: int = 0
     eval_every: int = 1
+    #: no validation (and no patience count) during the first ``eval_after`` epochs; the
+    #: authors' code validates from its 7th epoch (``eval_after_epochs: 5``, tested as ``e > 5``)
+    eval_after: int = 0
+    #: link prediction's model-selection measure on validation: ``"map"`` (all-pairs MAP),
+    #: ``"mrr"``, or ``"f1"``: F1 of the edge class at the argmax decision over all validation
+    #: pairs, pooled over steps, which is what the authors' ``logger.py`` selects on (its
+    #: per-class branch overwrites the configured ``target_measure: MAP`` for
+    #: ``target_class: 1``)
+    select: str = "map"
     patience: int = 10
     full_val_max_nodes: int = 2500
     checkpoint: str | None = None
@@ -593,6 +602,8 @@ class SnapshotTrainer:
             raise ConfigError(f"task must be 'linkpred' or 'edgecls', got {cfg.task!r}")
         if cfg.mode not in ("window", "stream"):
             raise ConfigError(f"mode must be 'window' or 'stream', got {cfg.mode!r}")
+        if cfg.select not in ("map", "mrr", "f1"):
+            raise ConfigError(f"select must be 'map', 'mrr' or 'f1', got {cfg.select!r}")
         if cfg.task == "edgecls" and all(s is None for s in task.signs):
             raise DataError(
                 f"dataset {task.name!r} has no edge labels; edge classification needs a "
@@ -638,7 +649,9 @@ class SnapshotTrainer:
             self.weights = torch.tensor((0.1, 0.9) if cw is None else cw, dtype=torch.float)
         # nodes active at each step, for the negative sampler (drawn every training sample)
         self._active = [m.nonzero().view(-1) for m in task.node_mask]
-        self.epoch, self.best, self.best_state, self.history_log = 0, -1.0, None, []
+        # every selection measure is >= 0; like the authors' code, the first validation
+        # only improves on 0 if it is positive
+        self.epoch, self.best, self.best_state, self.history_log = 0, 0.0, None, []
         self.epoch_times: list[float] = []
         # edge classification decides class 1 when logit_1 - logit_0 > threshold (0 = argmax)
         self.threshold = torch.zeros(())
@@ -745,22 +758,30 @@ class SnapshotTrainer:
         embs = self.embeddings(steps)
         per_step = []
         if self.cfg.task == "linkpred":
+            counts = torch.zeros(3, dtype=torch.float64)  # true pos., predicted pos., edges
             for t, h in embs.items():
                 pos = self.task.pos[t + 1]
                 if pos.numel() == 0:
                     continue
                 if full:
-                    ap, mrr = self._all_pairs(h, pos)
+                    ap, mrr, c = self._all_pairs(h, pos)
                 else:
                     neg = self._negatives(t, pos, self.cfg.neg_val)
                     pairs = torch.cat([pos, neg], 1)
                     s = self.classifier.score(h, pairs[0], pairs[1])
                     y = torch.cat([torch.ones(pos.size(1)), torch.zeros(neg.size(1))])
                     ap, mrr = _sampled_ap(s, y), float("nan")
+                    hit = s > 0
+                    c = torch.tensor([(hit & (y == 1)).sum(), hit.sum(), y.sum()],
+                                     dtype=torch.float64)
+                counts += c
                 per_step.append({"step": t + 1, "map": ap, "mrr": mrr})
+            tp, pp, p = counts.tolist()
             return {
                 "map": sum(r["map"] for r in per_step) / max(len(per_step), 1),
                 "mrr": sum(r["mrr"] for r in per_step) / max(len(per_step), 1),
+                # F1 of the edge class when a pair is called an edge iff its margin is > 0
+                "f1": 0.0 if tp == 0 else 2 * tp / (pp + p),
                 "per_step": per_step,
             }
         margins, labels, steps_k = [], [], []
@@ -792,9 +813,10 @@ class SnapshotTrainer:
             "per_step": per_step,
         }
 
-    def _all_pairs(self, h: Tensor, pos: Tensor) -> tuple[float, float]:
-        """MAP/MRR of one step over all node pairs. Nodes with identical embeddings (at a
-        step, every node without edges) share one row and one column of the scored matrix
+    def _all_pairs(self, h: Tensor, pos: Tensor) -> tuple[float, float, Tensor]:
+        """MAP, MRR and the argmax-decision counts (true positives, predicted positives,
+        edges) of one step over all node pairs. Nodes with identical embeddings (at a step,
+        every node without edges) share one row and one column of the scored matrix
         (:func:`grouped_ap_mrr`)."""
         uniq, group, mult = torch.unique(h, dim=0, return_inverse=True, return_counts=True)
         parts = self.classifier.split_weights(uniq)
@@ -803,10 +825,16 @@ class SnapshotTrainer:
             self.classifier.score_rows(parts, torch.arange(r0, min(r0 + 64, k)))
             for r0 in range(0, k, 64)
         ])
-        return grouped_ap_mrr(scores, mult, group, pos)
+        m = mult.double()
+        hit = (scores > 0).double()
+        counts = torch.stack([
+            hit[group[pos[0]], group[pos[1]]].sum(), m @ hit @ m,
+            torch.tensor(float(pos.size(1)), dtype=torch.float64),
+        ])
+        return (*grouped_ap_mrr(scores, mult, group, pos), counts)
 
     def _select_metric(self, res: dict) -> float:
-        return res["map"] if self.cfg.task == "linkpred" else res["f1"]
+        return res[self.cfg.select] if self.cfg.task == "linkpred" else res["f1"]
 
     def state_dict(self) -> dict:
         """Encoder, classifier and decision threshold, for checkpoints."""
@@ -866,17 +894,21 @@ class SnapshotTrainer:
             loss = self.train_epoch()
             self.epoch = e + 1
             rec = {"epoch": self.epoch, "loss": loss}
-            if self.epoch % self.cfg.eval_every == 0 or self.epoch == epochs:
+            if self.epoch > self.cfg.eval_after and (
+                self.epoch % self.cfg.eval_every == 0 or self.epoch == epochs
+            ):
                 val = self._select_metric(self.evaluate(self.val_steps, full=full_val, tune=True))
                 rec["val"] = val
-                if val > self.best:
-                    self.best, bad = val, 0
+                # a tie keeps the later model without resetting the patience, as the authors'
+                # code does (it re-tests whenever validation equals the best): an F1 that
+                # stays 0 while no pair is yet called an edge must not pin the first epoch
+                bad = 0 if val > self.best else bad + 1
+                if val >= self.best:
+                    self.best = val
                     self.best_state = {
                         k: {n: v.clone() for n, v in sd.items()}
                         for k, sd in self.state_dict().items()
                     }
-                else:
-                    bad += 1
                 bar.set_postfix(loss=f"{loss:.4f}", val=f"{val:.4f}", best=f"{self.best:.4f}")
             self.history_log.append(rec)
             self._save()
@@ -984,6 +1016,8 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
         seed=g("seed", 0),
         patience=g("patience", off.get("patience", 10)),
         eval_every=g("eval_every", 1),
+        eval_after=g("eval_after", off.get("eval_after", 0)),
+        select=g("select", off.get("select", "map")),
         checkpoint=g("checkpoint") or _checkpoint_in(g("checkpoint_dir"), g("model"), name),
         progress=g("progress", not g("no_progress", False)),
         neg_train=g("neg_train", off.get("neg_train", 50)),
@@ -1031,7 +1065,8 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
             )
         },
         "budget": {"epochs": epochs, "patience": cfg.patience,
-                   "eval_every": cfg.eval_every},
+                   "eval_every": cfg.eval_every, "eval_after": cfg.eval_after},
+        "select": cfg.select if cfg.task == "linkpred" else "f1",
         "epochs_run": fit["epochs_run"],
         "best_val": fit["best_val"],
         "test": test,
