@@ -90,6 +90,8 @@ def run_grid(args: argparse.Namespace) -> None:
                 tune_threshold=args.tune_threshold,
                 class_weights=args.class_weights,
                 full_val_max_nodes=args.full_val_max_nodes,
+                select=args.select,
+                eval_after=args.eval_after,
                 checkpoint=str(out / f".{path.stem}.ckpt"),
             ))
     if args.jobs == 1:
@@ -281,6 +283,20 @@ def main(argv: list[str] | None = None) -> None:
         help="learning rates to choose from: every (model, lr) runs all seeds, and the tables "
         "report each model at the rate with the best mean validation metric (the paper tunes "
         "hyper-parameters on validation)",
+    )
+    p.add_argument(
+        "--select",
+        default=None,
+        choices=["map", "mrr", "f1"],
+        help="linkpred validation measure (default: MAP; f1: the edge class's argmax F1, "
+        "which the authors' logger.py selects on)",
+    )
+    p.add_argument(
+        "--eval-after",
+        dest="eval_after",
+        type=int,
+        default=None,
+        help="epochs before the first validation (default 0; the authors' code: 6)",
     )
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")

@@ -128,10 +128,16 @@ OFFICIAL_CONFIGS = {
 
 def official_config(task: str, dataset: str | None, model: str) -> dict:
     """The authors' settings for ``(task, dataset, model)`` (:data:`OFFICIAL_CONFIGS`; the
-    static GCN borrows EvolveGCN-O's), or ``{}`` for a dataset they did not configure."""
-    if model == "gcn":
-        model = "evolvegcn-o"
-    return dict(OFFICIAL_CONFIGS.get((task, dataset, model), {}))
+    static GCN borrows EvolveGCN-O's), or ``{}`` for a dataset they did not configure.
+
+    The static GCN gets ``history=0``: the authors' ``run_exp.py`` sets ``num_hist_steps = 0``
+    for it, so it trains from the first time step and its negative sampler draws from the
+    nodes of the current snapshot only."""
+    borrowed = "evolvegcn-o" if model == "gcn" else model
+    cfg = dict(OFFICIAL_CONFIGS.get((task, dataset, borrowed), {}))
+    if cfg and model == "gcn":
+        cfg["history"] = 0
+    return cfg
 
 
 #: EvolveGCN paper, Table 3 (link prediction), plus ROLAND (KDD 2022) MRR
@@ -1010,7 +1016,7 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
         edge_offset=g("edge_offset", 0),
         tune_threshold=bool(g("tune_threshold", False)),
         cell=g("cell", "gru"),
-        history=g("history", 10),
+        history=g("history", off.get("history", 10)),
         mode=g("mode", "window"),
         lr=g("lr", off.get("lr", 5e-3)),
         seed=g("seed", 0),
