@@ -464,3 +464,30 @@ def test_tied_validation_keeps_the_later_model():
     kept = tr.encoder.state_dict()
     same = [all(torch.equal(st[n], kept[n]) for n in kept) for st in states]
     assert same == [False, False, True]
+
+
+def test_loss_normalisation_of_the_authors():
+    """``loss_norm="samples"`` is the authors' ``Cross_Entropy``: the mean over pairs of
+    ``w_y * CE``; the default divides by the summed weights (PyTorch's weighted mean)."""
+    task = prepare_task(_synthetic_stream(6).to_snapshots(window=1.0), "synthetic")
+    with pytest.raises(ConfigError, match="loss_norm"):
+        SnapshotTrainer(task, TrainConfig(history=4, loss_norm="pairs", progress=False))
+    losses = {}
+    for norm in ("weights", "samples"):
+        tr = SnapshotTrainer(task, TrainConfig(model="gcn", history=4, hidden=8, seed=3,
+                                               loss_norm=norm, progress=False))
+        t = tr.train_steps[0]
+        h = tr.encoder.window(task, t, 4)
+        tr.gen.manual_seed(0)  # the same negatives for both
+        losses[norm] = float(tr._loss(h, t))
+        tr.gen.manual_seed(0)
+        pos = task.pos[t + 1]
+        neg = tr._negatives(t, pos, tr.cfg.neg_train)
+        pairs = torch.cat([pos, neg], 1)
+        y = torch.cat([torch.ones(pos.size(1)), torch.zeros(neg.size(1))]).long()
+        logits = tr.classifier(h, pairs[0], pairs[1])
+        ce = -torch.log_softmax(logits, 1).gather(1, y[:, None]).squeeze(1)
+        w = tr.weights[y]
+        ref = (w * ce).mean() if norm == "samples" else (w * ce).sum() / w.sum()
+        assert losses[norm] == pytest.approx(float(ref), rel=1e-5)
+    assert losses["samples"] < losses["weights"]  # the weights sum to less than the pairs

@@ -107,6 +107,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                     help="linkpred model selection on validation: all-pairs MAP (default), "
                          "MRR, or the edge-class F1 at the argmax decision (what the authors' "
                          "code selects on)")
+    sg.add_argument("--loss-norm", dest="loss_norm", default=None,
+                    choices=("weights", "samples"),
+                    help="divide the class-weighted cross-entropy by the summed weights "
+                         "(default, PyTorch) or by the number of pairs (the authors' code)")
     sg.add_argument("--eval-after", dest="eval_after", type=int, default=None,
                     help="epochs before the first validation (0; the authors' code: 6)")
     sg.add_argument("--no-official", dest="official", action="store_false",

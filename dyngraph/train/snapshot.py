@@ -574,6 +574,11 @@ class TrainConfig:
     #: prediction, (0.8, 0.2) for edge classification (class 0 = negative rating);
     #: ``"balanced"``: inverse class frequency of the training labels
     class_weights: tuple[float, float] | str | None = None
+    #: what the class-weighted cross-entropy is divided by: ``"weights"``, the sum of the
+    #: samples' class weights (PyTorch's mean), or ``"samples"``, their number (the authors'
+    #: ``Cross_Entropy``). With Adam the two differ by more than a constant factor: the
+    #: encoder's gradients are ~1e-7 at initialisation, near Adam's ``eps``
+    loss_norm: str = "weights"
     train_frac: float = 0.71
     val_frac: float = 0.10
     #: edge classification: pick the decision threshold on the logit margin that maximises the
@@ -608,6 +613,8 @@ class SnapshotTrainer:
             raise ConfigError(f"task must be 'linkpred' or 'edgecls', got {cfg.task!r}")
         if cfg.mode not in ("window", "stream"):
             raise ConfigError(f"mode must be 'window' or 'stream', got {cfg.mode!r}")
+        if cfg.loss_norm not in ("weights", "samples"):
+            raise ConfigError(f"loss_norm must be 'weights' or 'samples', got {cfg.loss_norm!r}")
         if cfg.select not in ("map", "mrr", "f1"):
             raise ConfigError(f"select must be 'map', 'mrr' or 'f1', got {cfg.select!r}")
         if cfg.task == "edgecls" and all(s is None for s in task.signs):
@@ -701,6 +708,8 @@ class SnapshotTrainer:
                 return None
             pairs, y = self.task.edges[k], self.task.signs[k]
         logits = self.classifier(h, pairs[0], pairs[1])
+        if self.cfg.loss_norm == "samples":  # the authors' Cross_Entropy: mean of w_y * CE
+            return F.cross_entropy(logits, y, weight=self.weights, reduction="sum") / y.numel()
         return F.cross_entropy(logits, y, weight=self.weights)
 
     # -- epochs ------------------------------------------------------------------
@@ -903,8 +912,11 @@ class SnapshotTrainer:
             if self.epoch > self.cfg.eval_after and (
                 self.epoch % self.cfg.eval_every == 0 or self.epoch == epochs
             ):
-                val = self._select_metric(self.evaluate(self.val_steps, full=full_val, tune=True))
+                res = self.evaluate(self.val_steps, full=full_val, tune=True)
+                val = self._select_metric(res)
                 rec["val"] = val
+                # every measure, so a learning curve can be read whichever one selects
+                rec["val_metrics"] = {k: v for k, v in res.items() if isinstance(v, float)}
                 # a tie keeps the later model without resetting the patience, as the authors'
                 # code does (it re-tests whenever validation equals the best): an F1 that
                 # stays 0 while no pair is yet called an edge must not pin the first epoch
@@ -1024,6 +1036,7 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
         eval_every=g("eval_every", 1),
         eval_after=g("eval_after", off.get("eval_after", 0)),
         select=g("select", off.get("select", "map")),
+        loss_norm=g("loss_norm", off.get("loss_norm", "weights")),
         checkpoint=g("checkpoint") or _checkpoint_in(g("checkpoint_dir"), g("model"), name),
         progress=g("progress", not g("no_progress", False)),
         neg_train=g("neg_train", off.get("neg_train", 50)),
@@ -1073,6 +1086,7 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
         "budget": {"epochs": epochs, "patience": cfg.patience,
                    "eval_every": cfg.eval_every, "eval_after": cfg.eval_after},
         "select": cfg.select if cfg.task == "linkpred" else "f1",
+        "loss_norm": cfg.loss_norm,
         "epochs_run": fit["epochs_run"],
         "best_val": fit["best_val"],
         "test": test,
