@@ -20,7 +20,9 @@ Protocol (paper + authors' code, IBM/EvolveGCN ``link_pred_tasker.py``, ``edge_c
   average precision per step, averaged over steps; MRR = mean over source nodes of the mean
   ``1/rank`` of their true edges among all ``N`` candidates, averaged over steps. Scores are
   computed in row blocks and AP is accumulated from per-block histograms, so the ``N x N``
-  score matrix is never materialised. The model with the best validation MAP is tested;
+  score matrix is never materialised. The model with the best validation MAP is tested
+  (``select``; the authors' ``logger.py`` in fact selects on the edge class's F1 at the
+  argmax decision, ``select="f1"``, from the 7th epoch on, ``eval_after=6``);
 * edge classification (Bitcoin OTC/Alpha) labels each undirected pair of a step by majority
   vote of its rating signs; a sample at ``t`` classifies the pairs of step ``t`` itself
   (``edge_offset=0``, the authors' code; ``edge_offset=1`` predicts step ``t+1``). F1 is
@@ -32,7 +34,10 @@ Deviations, all switchable: the pair classifier may also see ``h_u * h_v``
 (``cls_product=True``; the authors' MLP sees ``[h_u || h_v]`` only); validation on graphs with
 more than ``full_val_max_nodes`` nodes uses 100 sampled non-edges per edge instead of all
 pairs (the test always ranks all pairs); ties in the MRR ranking count half (the authors'
-``argsort`` breaks them arbitrarily). The authors' per-model hyper-parameters and epoch budget
+``argsort`` breaks them arbitrarily); the class-weighted cross-entropy is divided by the summed
+weights (``loss_norm="samples"``: by the number of pairs, as the authors' ``Cross_Entropy``).
+The static GCN reads no history under the authors' settings (their ``run_exp.py`` sets
+``num_hist_steps = 0`` for it). The authors' per-model hyper-parameters and epoch budget
 (``OFFICIAL_CONFIGS``: up to 500-1000 epochs, patience 50-100) are the defaults for the
 bundled datasets. The budget matters: on UCI, validation and test MAP still climb after 100
 epochs at the authors' learning rate, so a short budget with early stopping on the noisy
