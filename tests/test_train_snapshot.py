@@ -419,9 +419,7 @@ def test_official_config_is_per_model_and_gcn_borrows_evolvegcn_o():
     o = official_config("linkpred", "bitcoin-alpha", "evolvegcn-o")
     assert (h["hidden"], h["cls_hidden"]) == (50, 100)
     assert (o["hidden"], o["cls_hidden"]) == (100, 400)
-    # ... and run_exp.py gives the static GCN no history (num_hist_steps = 0)
-    assert official_config("linkpred", "bitcoin-alpha", "gcn") == {**o, "history": 0}
-    assert "history" not in o
+    assert official_config("linkpred", "bitcoin-alpha", "gcn") == o
     assert official_config("linkpred", "uci", "evolvegcn-o")["epochs"] == 1000
     assert official_config("linkpred", None, "gcn") == {}
     # a copy: callers may edit it
