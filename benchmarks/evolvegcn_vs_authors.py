@@ -11,10 +11,14 @@ compares, step by step,
 * the number of true edges each sample is trained on,
 * the node embeddings of EvolveGCN-O and EvolveGCN-H after a window of 11 snapshots, with
   dyngraph's randomly initialised weights copied into the authors' modules (activations in
-  eval mode, so RReLU is deterministic).
+  eval mode, so RReLU is deterministic),
+* the gradients of one training sample (the authors' pairs and class-weighted loss) with
+  respect to every weight of the encoder and the pair classifier.
 
-Measured here (2026-11-24): adjacency within 6e-8, features and edge counts identical, EGCN-O
-embeddings within 3e-9. ``--log`` also summarises a training log of the authors'
+Measured here (2026-11-24, steps 30 and 61): adjacency within 1.2e-7, features and edge counts
+identical; embeddings within 5e-9 (EGCN-O) and 3e-9 (EGCN-H); gradients within 2e-5 and 2e-4
+of each tensor's largest entry (float32 rounding). What is left to differ is randomness: the
+sampled non-edges, RReLU's slopes and the seeds. ``--log`` also summarises a training log of the authors'
 ``run_exp.py`` (the validation and test MAP / MRR / edge-class F1 of every epoch it tested).
 
     python benchmarks/evolvegcn_vs_authors.py --authors-dir /path/to/EvolveGCN [--log run.log]
@@ -67,9 +71,11 @@ def _dense(sp: dict, shape) -> torch.Tensor:
 def compare(authors_dir: str, steps: list[int]) -> dict:
     """Maximum differences between the authors' tasker / models and dyngraph's on UCI."""
     sys.path.insert(0, authors_dir)
+    import Cross_Entropy
     import egcn_h
     import egcn_o
     import link_pred_tasker
+    import models
     import uc_irv_mess_dl
     import utils
 
@@ -123,7 +129,61 @@ def compare(authors_dir: str, steps: list[int]) -> dict:
                 h_ours = ours.window(task, t, 10)
                 diff = max(diff, float((h_theirs - h_ours).abs().max()))
                 scale = max(scale, float(h_ours.abs().max()))
-        out[kind] = {"embedding_max_diff": diff, "embedding_max_abs": scale}
+        out[kind] = {"embedding_max_diff": diff, "embedding_max_abs": scale,
+                     "gradient_max_rel_diff": _gradients(
+                         ours, theirs, samples[steps[-1]], task, steps[-1], Cross_Entropy,
+                         models, utils, n, f)}
+    return out
+
+
+def _gradients(ours, theirs, s, task, t, ce_module, models, utils, n, f) -> float:
+    """One training sample of the authors' (their pairs: true edges + sampled non-edges, their
+    class weights 0.1/0.9 and loss), through both pipelines from the same weights: the largest
+    relative difference between the gradients of corresponding parameters."""
+    from dyngraph.train.snapshot import PairClassifier
+
+    cls_args = utils.Namespace({"gcn_parameters": {"cls_feats": 100}})
+    their_cls = models.Classifier(cls_args, in_features=200, out_features=2)
+    our_cls = PairClassifier(100, 100)
+    with torch.no_grad():
+        our_cls.lin1.weight.copy_(their_cls.mlp[0].weight)
+        our_cls.lin1.bias.copy_(their_cls.mlp[0].bias)
+        our_cls.lin2.weight.copy_(their_cls.mlp[2].weight)
+        our_cls.lin2.bias.copy_(their_cls.mlp[2].bias)
+    loss_fn = ce_module.Cross_Entropy(
+        utils.Namespace({"class_weights": [0.1, 0.9], "device": "cpu", "task": "link_pred"}),
+        None)
+    pairs, labels = s["label_sp"]["idx"].t(), s["label_sp"]["vals"].long()
+    adjs = [torch.sparse_coo_tensor(a["idx"].t(), a["vals"], (n, n)).coalesce()
+            for a in s["hist_adj_list"]]
+    feats = [_dense(x, (n, f)) for x in s["hist_ndFeats_list"]]
+    masks = [m.view(-1, 1) for m in s["node_mask_list"]]
+    h = theirs(adjs, feats, masks)
+    loss_fn(their_cls(torch.cat([h[pairs[0]], h[pairs[1]]], 1)), labels).backward()
+    h = ours.window(task, t, 10)
+    logits = our_cls(h, pairs[0], pairs[1])
+    w = torch.tensor([0.1, 0.9])
+    (torch.nn.functional.cross_entropy(logits, labels, weight=w, reduction="sum")
+     / labels.numel()).backward()  # loss_norm="samples"
+    their = []
+    for grcu in theirs.GRCU_layers:
+        cell = grcu.evolve_weights
+        gates = (cell.update, cell.reset, cell.htilda)
+        their += [grcu.GCN_init_weights.grad, *(g.W.grad for g in gates),
+                  *(g.U.grad for g in gates), *(g.bias.grad for g in gates)]
+    mine = _per_gate(ours)
+    mine += [our_cls.lin1.weight.grad, our_cls.lin2.weight.grad]
+    their += [their_cls.mlp[0].weight.grad, their_cls.mlp[2].weight.grad]
+    return max(float((a - b).abs().max() / b.abs().max().clamp(min=1e-30))
+               for a, b in zip(mine, their))
+
+
+def _per_gate(encoder) -> list:
+    """dyngraph's gradients in the authors' order: W_0, then W, U, bias of each gate."""
+    out = []
+    for layer in encoder.net.layers:
+        c = layer.cell
+        out += [layer.initial_weight.grad, *c.weight_x.grad, *c.weight_h.grad, *c.bias.grad]
     return out
 
 
