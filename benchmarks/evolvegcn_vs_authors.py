@@ -18,8 +18,10 @@ compares, step by step,
 Measured here (2026-11-24, steps 30 and 61): adjacency within 1.2e-7, features and edge counts
 identical; embeddings within 5e-9 (EGCN-O) and 3e-9 (EGCN-H); gradients within 2e-5 and 2e-4
 of each tensor's largest entry (float32 rounding). What is left to differ is randomness: the
-sampled non-edges, RReLU's slopes and the seeds. ``--log`` also summarises a training log of the authors'
-``run_exp.py`` (the validation and test MAP / MRR / edge-class F1 of every epoch it tested).
+sampled non-edges, RReLU's slopes and the seeds.
+
+``--log`` also summarises a training log of the authors' ``run_exp.py`` (the validation and
+test MAP / MRR / edge-class F1 of every epoch it tested).
 
     python benchmarks/evolvegcn_vs_authors.py --authors-dir /path/to/EvolveGCN [--log run.log]
 """
