@@ -145,6 +145,7 @@ def official_config(task: str, dataset: str | None, model: str) -> dict:
         model = "evolvegcn-o"
     return dict(OFFICIAL_CONFIGS.get((task, dataset, model), {}))
 
+
 #: EvolveGCN paper, Table 3 (link prediction), plus ROLAND (KDD 2022) MRR
 PAPER_RESULTS = {
     "gcn": {
@@ -581,8 +582,8 @@ class TrainConfig:
     class_weights: tuple[float, float] | str | None = None
     #: what the class-weighted cross-entropy is divided by: ``"weights"``, the sum of the
     #: samples' class weights (PyTorch's mean), or ``"samples"``, their number (the authors'
-    #: ``Cross_Entropy``). With Adam the two differ by more than a constant factor: the
-    #: encoder's gradients are ~1e-7 at initialisation, near Adam's ``eps``
+    #: ``Cross_Entropy``). Under Adam this is nearly, not exactly, a rescaling: the encoder's
+    #: gradients are ~1e-7 at initialisation, not far above Adam's ``eps``
     loss_norm: str = "weights"
     train_frac: float = 0.71
     val_frac: float = 0.10
@@ -998,7 +999,9 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
     ``patience`` (the authors' budget for the bundled datasets, :func:`official_config`; else
     50 and 10), ``seed`` (0), ``task`` ("linkpred" | "edgecls"), ``hidden`` (100),
     ``history`` (10), ``mode`` ("window" | "stream"), ``lr``, ``neg_train`` (50),
-    ``eval_every``, ``official`` (False: ignore the authors' settings),
+    ``eval_every``, ``eval_after`` (the authors' 6 for the bundled datasets, else 0),
+    ``select`` ("map" | "mrr" | "f1"), ``loss_norm`` ("weights" | "samples"),
+    ``official`` (False: ignore the authors' settings),
     ``full_val_max_nodes`` (validate on all pairs up to this many nodes, else sampled),
     ``threads``, ``report`` (JSON path), ``plot`` (PNG path), ``checkpoint`` (file) or
     ``checkpoint_dir``, ``progress`` or ``no_progress``. Returns the report dictionary.
@@ -1033,15 +1036,15 @@ def run_snapshot_linkpred(args: argparse.Namespace) -> dict:
         edge_offset=g("edge_offset", 0),
         tune_threshold=bool(g("tune_threshold", False)),
         cell=g("cell", "gru"),
-        history=g("history", off.get("history", 10)),
+        history=g("history", 10),
         mode=g("mode", "window"),
         lr=g("lr", off.get("lr", 5e-3)),
         seed=g("seed", 0),
         patience=g("patience", off.get("patience", 10)),
         eval_every=g("eval_every", 1),
         eval_after=g("eval_after", off.get("eval_after", 0)),
-        select=g("select", off.get("select", "map")),
-        loss_norm=g("loss_norm", off.get("loss_norm", "weights")),
+        select=g("select", "map"),
+        loss_norm=g("loss_norm", "weights"),
         checkpoint=g("checkpoint") or _checkpoint_in(g("checkpoint_dir"), g("model"), name),
         progress=g("progress", not g("no_progress", False)),
         neg_train=g("neg_train", off.get("neg_train", 50)),
