@@ -88,13 +88,13 @@ def test_grouped_ap_mrr_equals_the_expanded_matrix(dup):
 def test_trainer_all_pairs_metrics_equal_the_ungrouped_computation():
     """SnapshotTrainer scores each group of identical embeddings once; the metrics equal the
     row-by-row all-pairs computation on the same embeddings."""
+    from sklearn.metrics import f1_score
+
     stream = _synthetic_stream()
     task = prepare_task(stream.to_snapshots(window=1.0))
     # edge-heavy class weights: after an epoch the classifier calls some pairs edges
     tr = SnapshotTrainer(task, TrainConfig(model="gcn", hidden=8, cls_hidden=16, history=4,
                                            class_weights=(0.02, 0.98), progress=False))
-    from sklearn.metrics import f1_score
-
     tr.train_epoch()
     tr.encoder.eval()  # RReLU draws random slopes in training mode
     truth, called = [], []
