@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from dyngraph.datasets.files import data_file
 from dyngraph.train.snapshot import PAPER_WINDOWS, SnapshotEncoder, _resolve_dataset, prepare_task
 
 # the authors' parameters_uc_irv_mess_egcn_*.yaml, as far as the tasker reads them
@@ -53,7 +54,7 @@ _UCI = dict(
 def _konect_tar(folder: Path) -> None:
     """CollegeMsg (``src dst time``) as KONECT's ``out.opsahl-ucsocial`` (two header lines,
     ``src dst weight time``), the file the authors' UCI loader opens."""
-    src = Path(__file__).resolve().parents[1] / "datasets" / "temporal" / "CollegeMsg.txt"
+    src = data_file("temporal/CollegeMsg.txt")  # bundled copy, checksum-verified
     lines = ["% sym unweighted", "% 59835 1899 1899"]
     for row in src.read_text().split("\n"):
         if row.strip():
@@ -70,14 +71,21 @@ def _dense(sp: dict, shape) -> torch.Tensor:
     return torch.sparse_coo_tensor(sp["idx"].t(), sp["vals"].float(), shape).to_dense()
 
 
+def _their_inputs(s: dict, n: int, f: int) -> tuple[list, list, list]:
+    """A tasker sample as the authors' models take it: adjacencies, features, node masks."""
+    adjs = [torch.sparse_coo_tensor(a["idx"].t(), a["vals"], (n, n)).coalesce()
+            for a in s["hist_adj_list"]]
+    feats = [_dense(x, (n, f)) for x in s["hist_ndFeats_list"]]
+    masks = [m.view(-1, 1) for m in s["node_mask_list"]]
+    return adjs, feats, masks
+
+
 def compare(authors_dir: str, steps: list[int]) -> dict:
     """Maximum differences between the authors' tasker / models and dyngraph's on UCI."""
     sys.path.insert(0, authors_dir)
-    import Cross_Entropy
     import egcn_h
     import egcn_o
     import link_pred_tasker
-    import models
     import uc_irv_mess_dl
     import utils
 
@@ -123,27 +131,27 @@ def compare(authors_dir: str, steps: list[int]) -> dict:
                     cell.choose_topk.scorer.copy_(mine.scorer.view(-1, 1))
             diff, scale = 0.0, 0.0
             for t, s in samples.items():
-                adjs = [torch.sparse_coo_tensor(a["idx"].t(), a["vals"], (n, n)).coalesce()
-                        for a in s["hist_adj_list"]]
-                feats = [_dense(x, (n, f)) for x in s["hist_ndFeats_list"]]
-                masks = [m.view(-1, 1) for m in s["node_mask_list"]]
-                h_theirs = theirs(adjs, feats, masks)
+                h_theirs = theirs(*_their_inputs(s, n, f))
                 h_ours = ours.window(task, t, 10)
                 diff = max(diff, float((h_theirs - h_ours).abs().max()))
                 scale = max(scale, float(h_ours.abs().max()))
         out[kind] = {"embedding_max_diff": diff, "embedding_max_abs": scale,
                      "gradient_max_rel_diff": _gradients(
-                         ours, theirs, samples[steps[-1]], task, steps[-1], Cross_Entropy,
-                         models, utils, n, f)}
+                         ours, theirs, samples[steps[-1]], task, steps[-1])}
     return out
 
 
-def _gradients(ours, theirs, s, task, t, ce_module, models, utils, n, f) -> float:
+def _gradients(ours, theirs, s: dict, task, t: int) -> float:
     """One training sample of the authors' (their pairs: true edges + sampled non-edges, their
     class weights 0.1/0.9 and loss), through both pipelines from the same weights: the largest
     relative difference between the gradients of corresponding parameters."""
+    import Cross_Entropy  # the authors' modules, on sys.path since compare()
+    import models
+    import utils
+
     from dyngraph.train.snapshot import PairClassifier
 
+    n, f = task.num_nodes, task.num_features
     cls_args = utils.Namespace({"gcn_parameters": {"cls_feats": 100}})
     their_cls = models.Classifier(cls_args, in_features=200, out_features=2)
     our_cls = PairClassifier(100, 100)
@@ -152,15 +160,11 @@ def _gradients(ours, theirs, s, task, t, ce_module, models, utils, n, f) -> floa
         our_cls.lin1.bias.copy_(their_cls.mlp[0].bias)
         our_cls.lin2.weight.copy_(their_cls.mlp[2].weight)
         our_cls.lin2.bias.copy_(their_cls.mlp[2].bias)
-    loss_fn = ce_module.Cross_Entropy(
+    loss_fn = Cross_Entropy.Cross_Entropy(
         utils.Namespace({"class_weights": [0.1, 0.9], "device": "cpu", "task": "link_pred"}),
         None)
     pairs, labels = s["label_sp"]["idx"].t(), s["label_sp"]["vals"].long()
-    adjs = [torch.sparse_coo_tensor(a["idx"].t(), a["vals"], (n, n)).coalesce()
-            for a in s["hist_adj_list"]]
-    feats = [_dense(x, (n, f)) for x in s["hist_ndFeats_list"]]
-    masks = [m.view(-1, 1) for m in s["node_mask_list"]]
-    h = theirs(adjs, feats, masks)
+    h = theirs(*_their_inputs(s, n, f))
     loss_fn(their_cls(torch.cat([h[pairs[0]], h[pairs[1]]], 1)), labels).backward()
     h = ours.window(task, t, 10)
     logits = our_cls(h, pairs[0], pairs[1])

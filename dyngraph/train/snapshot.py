@@ -524,9 +524,12 @@ def _mrr(src: Tensor, rank: Tensor) -> float:
 
 def _f1(pred: Tensor, label: Tensor, positive: int) -> float:
     tp = int(((pred == positive) & (label == positive)).sum())
-    fp = int(((pred == positive) & (label != positive)).sum())
-    fn = int(((pred != positive) & (label == positive)).sum())
-    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+    return _f1_counts(tp, int((pred == positive).sum()), int((label == positive).sum()))
+
+
+def _f1_counts(tp: float, predicted: float, actual: float) -> float:
+    """F1 from true positives and the numbers of predicted and actual positives."""
+    return 0.0 if tp == 0 else 2 * tp / (predicted + actual)
 
 
 def _best_threshold(margin: Tensor, label: Tensor, positive: int, grid: int = 256) -> float:
@@ -797,12 +800,11 @@ class SnapshotTrainer:
                                      dtype=torch.float64)
                 counts += c
                 per_step.append({"step": t + 1, "map": ap, "mrr": mrr})
-            tp, pp, p = counts.tolist()
             return {
                 "map": sum(r["map"] for r in per_step) / max(len(per_step), 1),
                 "mrr": sum(r["mrr"] for r in per_step) / max(len(per_step), 1),
                 # F1 of the edge class when a pair is called an edge iff its margin is > 0
-                "f1": 0.0 if tp == 0 else 2 * tp / (pp + p),
+                "f1": _f1_counts(*counts.tolist()),
                 "per_step": per_step,
             }
         margins, labels, steps_k = [], [], []
