@@ -147,7 +147,10 @@ def summarize(out: Path) -> dict:
         keys = _metrics(r["task"])
         c = cells.setdefault(f"{r['task']}/{r['dataset']}/{r['model']}", {"runs": []})
         c["runs"].append(
-            {k: r.get(k) for k in (*keys, "seed", "epochs_run", "best_val", "budget")}
+            {
+                k: r.get(k)
+                for k in (*keys, "seed", "epochs_run", "best_val", "budget", "select", "loss_norm")
+            }
             | {
                 "settings": {
                     k: r.get(k)
@@ -242,7 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--summary",
         default=str(Path(__file__).parent / "results" / "evolvegcn.json"),
-        help="summary JSON (mean ± std per cell, published numbers, settings)",
+        help="summary JSON (mean ± std per cell, published numbers, settings); cells "
+        "run here replace the same cells in it, the others are kept",
     )
     p.add_argument(
         "--tasks",
@@ -328,9 +332,17 @@ def main(argv: list[str] | None = None) -> None:
         run_grid(args)
     print_tables(Path(args.out))
     if args.summary:
-        Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.summary).write_text(json.dumps(summarize(Path(args.out)), indent=2))
-        print(f"\nsummary: {args.summary}")
+        merged = merge_summary(Path(args.summary), summarize(Path(args.out)))
+        print(f"\nsummary: {args.summary} ({', '.join(merged)} updated)")
+
+
+def merge_summary(path: Path, cells: dict) -> list[str]:
+    """Write ``cells`` into the summary at ``path``, keeping its other cells: a grid run on
+    one dataset must not erase the stored results of the others. Returns the updated cells."""
+    old = json.loads(path.read_text()) if path.exists() else {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(old | cells, indent=2))
+    return sorted(cells)
 
 
 if __name__ == "__main__":
