@@ -4,7 +4,8 @@ Runs ``dyngraph.train.snapshot.run_snapshot_linkpred`` for every (task, dataset,
 of the grid, stores one JSON report per run in ``--out`` (runs already there are skipped, so
 the script resumes after an interruption), prints the tables next to the numbers
 published in the EvolveGCN paper (Table 3) and ROLAND's MRR, and writes the summary
-(mean ± std per cell, published values, every run's settings) to ``--summary``.
+(mean ± std per cell, published values, every run's settings) into ``--summary``, replacing
+the cells it ran and keeping the others.
 
 The protocol is the authors' (see ``dyngraph.train.snapshot``): window mode (every sample
 restarts from the learnt initial weights and reads 10 + 1 snapshots), MLP on [h_u || h_v],
