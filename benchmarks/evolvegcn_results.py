@@ -27,6 +27,8 @@ import statistics
 import time
 from pathlib import Path
 
+from _results import update_json
+
 from dyngraph.train.snapshot import PAPER_RESULTS, run_snapshot_linkpred
 
 MODELS = ["gcn", "evolvegcn-h", "evolvegcn-o"]
@@ -340,9 +342,7 @@ def main(argv: list[str] | None = None) -> None:
 def merge_summary(path: Path, cells: dict) -> list[str]:
     """Write ``cells`` into the summary at ``path``, keeping its other cells: a grid run on
     one dataset must not erase the stored results of the others. Returns the updated cells."""
-    old = json.loads(path.read_text()) if path.exists() else {}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(old | cells, indent=2))
+    update_json(path, lambda doc: doc.update(cells), indent=2)
     return sorted(cells)
 
 

@@ -32,7 +32,6 @@ and the speed-up it implies (Amdahl, with the kernels' measured speed-up).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -41,6 +40,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import torch
+from _results import update_json
 
 from dyngraph.ops import (
     CSR,
@@ -386,18 +386,6 @@ def tgn_end_to_end(args: argparse.Namespace) -> dict[str, float]:
             "epochs": eps, "ops_calls_per_epoch": sum(calls.values()),
             "kernel_share": share, "predicted": predicted,
             "measured": med["native"] / med["torch"]}
-
-
-def update_json(path: str, change: Callable[[dict], object]) -> None:
-    """Read the results file (or start one), apply ``change``, write it back."""
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError):
-        doc = {}
-    change(doc)
-    with open(path, "w") as fh:
-        json.dump(doc, fh, indent=1)
 
 
 def write_json(path: str, run: dict[str, object]) -> None:

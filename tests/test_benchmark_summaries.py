@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# the scripts import their shared helpers (benchmarks/_results.py) as a run from there would
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def _script(name: str):
